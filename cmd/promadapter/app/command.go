@@ -1,0 +1,45 @@
+// Package app builds promadapter's commands: serve (the default) and helpers.
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apiserver/pkg/server"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/component-base/version/verflag"
+
+	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
+)
+
+// NewCommand returns the root command; with no subcommand it serves.
+func NewCommand() *cobra.Command {
+	opts := options.New()
+	serve := func(cmd *cobra.Command, _ []string) error {
+		verflag.PrintAndExitIfRequested()
+		if errs := opts.Validate(); len(errs) > 0 {
+			return utilerrors.NewAggregate(errs)
+		}
+		ctx := server.SetupSignalContext()
+		return Run(ctx, opts)
+	}
+	root := &cobra.Command{
+		Use:           "promadapter",
+		Short:         "Serve metrics.k8s.io, custom.metrics.k8s.io and external.metrics.k8s.io from Prometheus",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+		RunE:          serve,
+		Args:          cobra.NoArgs,
+	}
+	opts.AddFlags(root.Flags())
+	verflag.AddFlags(root.Flags())
+
+	serveCmd := &cobra.Command{Use: "serve", Short: "Serve the metrics APIs (default)", RunE: serve, Args: cobra.NoArgs, SilenceUsage: true}
+	serveCmd.Flags().AddFlagSet(root.Flags())
+	root.AddCommand(serveCmd, newCheckConfigCommand())
+	return root
+}
+
+var _ = context.Background
+var _ = fmt.Sprintf

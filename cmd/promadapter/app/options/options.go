@@ -1,0 +1,214 @@
+// Package options holds every flag of promadapter. Nothing else reads flags: the options
+// are validated here and turned into runtime values for the server.
+package options
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
+
+	"github.com/promadapter/promadapter/pkg/promclient"
+)
+
+// Options are the flags of `promadapter serve`. Flag names follow prometheus-adapter so an
+// existing Deployment migrates by swapping the image.
+type Options struct {
+	// Adapter owns the apiserver flags (serving, authn, authz, audit, lister-kubeconfig).
+	Adapter *basecmd.AdapterBase
+
+	ConfigFile            string
+	MetricsRelistInterval time.Duration
+	MetricsMaxAge         time.Duration
+
+	PrometheusURL            string
+	PrometheusAuthInCluster  bool
+	PrometheusAuthConfig     string
+	PrometheusCAFile         string
+	PrometheusClientCertFile string
+	PrometheusClientKeyFile  string
+	PrometheusTokenFile      string
+	PrometheusHeaders        []string
+	PrometheusVerb           string
+	PrometheusTimeout        time.Duration
+
+	QueryCachePeriod     time.Duration
+	QueryCacheMaxBytes   int64
+	MaxConcurrentQueries int
+
+	EnableResourceMetrics bool
+	EnableCustomMetrics   bool
+	EnableExternalMetrics bool
+}
+
+// New returns options with their defaults.
+func New() *Options {
+	return &Options{
+		Adapter:               &basecmd.AdapterBase{Name: "promadapter"},
+		MetricsRelistInterval: time.Minute,
+		MetricsMaxAge:         10 * time.Minute,
+		PrometheusVerb:        http.MethodGet,
+		PrometheusTimeout:     10 * time.Second,
+		QueryCachePeriod:      10 * time.Second,
+		QueryCacheMaxBytes:    64 << 20,
+		MaxConcurrentQueries:  16,
+		EnableResourceMetrics: true,
+		EnableCustomMetrics:   true,
+		EnableExternalMetrics: true,
+	}
+}
+
+// AddFlags registers every flag on fs, including the apiserver's own.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.Adapter.FlagSet = fs
+	o.Adapter.InstallFlags()
+
+	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "rule configuration file (prometheus-adapter format); empty uses the embedded default rules for kube-prometheus")
+	fs.DurationVar(&o.MetricsRelistInterval, "metrics-relist-interval", o.MetricsRelistInterval, "how often to rediscover which metrics exist")
+	fs.DurationVar(&o.MetricsMaxAge, "metrics-max-age", o.MetricsMaxAge, "a discovered metric stays listed until its series have been absent this long")
+
+	fs.StringVar(&o.PrometheusURL, "prometheus-url", o.PrometheusURL, "URL of the Prometheus HTTP API, e.g. http://prometheus-k8s.monitoring.svc:9090")
+	fs.BoolVar(&o.PrometheusAuthInCluster, "prometheus-auth-incluster", o.PrometheusAuthInCluster, "authenticate to Prometheus with the pod's service account token and CA")
+	fs.StringVar(&o.PrometheusAuthConfig, "prometheus-auth-config", o.PrometheusAuthConfig, "kubeconfig file whose current context holds the TLS and credentials for Prometheus")
+	fs.StringVar(&o.PrometheusCAFile, "prometheus-ca-file", o.PrometheusCAFile, "CA file that verifies Prometheus' serving certificate")
+	fs.StringVar(&o.PrometheusClientCertFile, "prometheus-client-tls-cert-file", o.PrometheusClientCertFile, "client certificate for mutual TLS to Prometheus")
+	fs.StringVar(&o.PrometheusClientKeyFile, "prometheus-client-tls-key-file", o.PrometheusClientKeyFile, "client key for mutual TLS to Prometheus")
+	fs.StringVar(&o.PrometheusTokenFile, "prometheus-token-file", o.PrometheusTokenFile, "file holding a bearer token for Prometheus (re-read on every request)")
+	fs.StringArrayVar(&o.PrometheusHeaders, "prometheus-header", o.PrometheusHeaders, "extra header for Prometheus requests as name=value, e.g. X-Scope-OrgID=tenant1 (repeatable)")
+	fs.StringVar(&o.PrometheusVerb, "prometheus-verb", o.PrometheusVerb, "HTTP method for queries, GET or POST; queries longer than 4 KiB always go by POST")
+	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "timeout of each request to Prometheus")
+
+	fs.DurationVar(&o.QueryCachePeriod, "query-cache-period", o.QueryCachePeriod, "how long a query result is reused by identical requests; 0 disables the cache (in-flight requests are still shared)")
+	fs.Int64Var(&o.QueryCacheMaxBytes, "query-cache-max-bytes", o.QueryCacheMaxBytes, "memory bound of the query result cache")
+	fs.IntVar(&o.MaxConcurrentQueries, "max-concurrent-queries", o.MaxConcurrentQueries, "upper bound of queries in flight to Prometheus")
+
+	fs.BoolVar(&o.EnableResourceMetrics, "enable-resource-metrics", o.EnableResourceMetrics, "serve metrics.k8s.io (kubectl top, HPA on CPU/memory) from resourceRules")
+	fs.BoolVar(&o.EnableCustomMetrics, "enable-custom-metrics", o.EnableCustomMetrics, "serve custom.metrics.k8s.io from rules")
+	fs.BoolVar(&o.EnableExternalMetrics, "enable-external-metrics", o.EnableExternalMetrics, "serve external.metrics.k8s.io from externalRules")
+}
+
+// Validate reports every flag problem at once, each naming the flag and the fix.
+func (o *Options) Validate() []error {
+	var errs []error
+	if o.PrometheusURL == "" {
+		errs = append(errs, fmt.Errorf("--prometheus-url is required: set it to the Prometheus HTTP API, e.g. --prometheus-url=http://prometheus-k8s.monitoring.svc:9090"))
+	} else if u, err := url.Parse(o.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--prometheus-url=%q is not an http(s) URL with a host: use e.g. http://prometheus-k8s.monitoring.svc:9090", o.PrometheusURL))
+	}
+	if v := strings.ToUpper(o.PrometheusVerb); v != http.MethodGet && v != http.MethodPost {
+		errs = append(errs, fmt.Errorf("--prometheus-verb=%q: must be GET or POST", o.PrometheusVerb))
+	}
+	for _, h := range o.PrometheusHeaders {
+		if k, _, ok := strings.Cut(h, "="); !ok || strings.TrimSpace(k) == "" {
+			errs = append(errs, fmt.Errorf("--prometheus-header=%q: must be name=value", h))
+		}
+	}
+	if (o.PrometheusClientCertFile == "") != (o.PrometheusClientKeyFile == "") {
+		errs = append(errs, fmt.Errorf("--prometheus-client-tls-cert-file and --prometheus-client-tls-key-file go together: set both or neither"))
+	}
+	if o.PrometheusAuthInCluster && o.PrometheusAuthConfig != "" {
+		errs = append(errs, fmt.Errorf("--prometheus-auth-incluster and --prometheus-auth-config are exclusive: choose one"))
+	}
+	for flag, file := range map[string]string{
+		"--config": o.ConfigFile, "--prometheus-ca-file": o.PrometheusCAFile, "--prometheus-token-file": o.PrometheusTokenFile,
+		"--prometheus-client-tls-cert-file": o.PrometheusClientCertFile, "--prometheus-client-tls-key-file": o.PrometheusClientKeyFile,
+		"--prometheus-auth-config": o.PrometheusAuthConfig,
+	} {
+		if file == "" {
+			continue
+		}
+		if _, err := os.Stat(file); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%s: %v", flag, file, err))
+		}
+	}
+	if o.MetricsRelistInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-relist-interval must be positive"))
+	}
+	if o.MetricsMaxAge < o.MetricsRelistInterval {
+		errs = append(errs, fmt.Errorf("--metrics-max-age=%s is shorter than --metrics-relist-interval=%s: metrics would flap between relists; make it at least as long", o.MetricsMaxAge, o.MetricsRelistInterval))
+	}
+	if o.PrometheusTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--prometheus-timeout must be positive"))
+	}
+	if o.QueryCachePeriod < 0 {
+		errs = append(errs, fmt.Errorf("--query-cache-period must not be negative (0 disables the cache)"))
+	}
+	if o.MaxConcurrentQueries < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-queries must be at least 1"))
+	}
+	return errs
+}
+
+// PrometheusOptions turns the Prometheus flags into a backend configuration.
+func (o *Options) PrometheusOptions() (promclient.Options, error) {
+	hc := config.DefaultHTTPClientConfig
+	switch {
+	case o.PrometheusAuthInCluster:
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return promclient.Options{}, fmt.Errorf("--prometheus-auth-incluster: %w", err)
+		}
+		if err := fromRESTConfig(&hc, rc); err != nil {
+			return promclient.Options{}, fmt.Errorf("--prometheus-auth-incluster: %w", err)
+		}
+	case o.PrometheusAuthConfig != "":
+		rc, err := clientcmd.BuildConfigFromFlags("", o.PrometheusAuthConfig)
+		if err != nil {
+			return promclient.Options{}, fmt.Errorf("--prometheus-auth-config=%s: %w", o.PrometheusAuthConfig, err)
+		}
+		if err := fromRESTConfig(&hc, rc); err != nil {
+			return promclient.Options{}, fmt.Errorf("--prometheus-auth-config=%s: %w", o.PrometheusAuthConfig, err)
+		}
+	}
+	if o.PrometheusCAFile != "" {
+		hc.TLSConfig.CAFile = o.PrometheusCAFile
+	}
+	if o.PrometheusClientCertFile != "" {
+		hc.TLSConfig.CertFile = o.PrometheusClientCertFile
+		hc.TLSConfig.KeyFile = o.PrometheusClientKeyFile
+	}
+	if o.PrometheusTokenFile != "" {
+		hc.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: o.PrometheusTokenFile}
+	}
+	if len(o.PrometheusHeaders) > 0 {
+		hc.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}
+		for _, h := range o.PrometheusHeaders {
+			k, v, _ := strings.Cut(h, "=")
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			hdr := hc.HTTPHeaders.Headers[k]
+			hdr.Values = append(hdr.Values, v)
+			hc.HTTPHeaders.Headers[k] = hdr
+		}
+	}
+	return promclient.Options{URL: o.PrometheusURL, HTTP: hc, Verb: o.PrometheusVerb, Timeout: o.PrometheusTimeout}, nil
+}
+
+// fromRESTConfig copies TLS and credentials of a kubeconfig context into hc.
+func fromRESTConfig(hc *config.HTTPClientConfig, rc *rest.Config) error {
+	tc := rc.TLSClientConfig
+	hc.TLSConfig.CAFile, hc.TLSConfig.CA = tc.CAFile, string(tc.CAData)
+	hc.TLSConfig.CertFile, hc.TLSConfig.Cert = tc.CertFile, string(tc.CertData)
+	hc.TLSConfig.KeyFile, hc.TLSConfig.Key = tc.KeyFile, config.Secret(tc.KeyData)
+	hc.TLSConfig.InsecureSkipVerify = rc.Insecure
+	hc.TLSConfig.ServerName = tc.ServerName
+	switch {
+	case rc.BearerTokenFile != "":
+		hc.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: rc.BearerTokenFile}
+	case rc.BearerToken != "":
+		hc.Authorization = &config.Authorization{Type: "Bearer", Credentials: config.Secret(rc.BearerToken)}
+	case rc.Username != "":
+		hc.BasicAuth = &config.BasicAuth{Username: rc.Username, Password: config.Secret(rc.Password)}
+	}
+	if rc.ExecProvider != nil || rc.AuthProvider != nil {
+		return fmt.Errorf("exec and auth-provider credentials are not supported for Prometheus: use a token, a client certificate or basic auth")
+	}
+	return nil
+}

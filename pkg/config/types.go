@@ -1,0 +1,105 @@
+// Package config holds the adapter's rule configuration: the prometheus-adapter format
+// (rules, externalRules, resourceRules), decoded strictly so that a typo is an error
+// that names the file, line and column instead of a rule that silently matches nothing.
+package config
+
+import (
+	"github.com/prometheus/common/model"
+)
+
+// Config is the whole rule file. Field names and meanings are prometheus-adapter's, so an
+// existing ConfigMap loads unchanged.
+type Config struct {
+	// Rules serve custom.metrics.k8s.io.
+	Rules []DiscoveryRule `yaml:"rules"`
+	// ExternalRules serve external.metrics.k8s.io.
+	ExternalRules []DiscoveryRule `yaml:"externalRules"`
+	// ResourceRules serve metrics.k8s.io (kubectl top, HPA on CPU/memory). Nil disables the group.
+	ResourceRules *ResourceRules `yaml:"resourceRules"`
+
+	// Source is where the config came from ("<embedded default>" or a file path); set by the loader.
+	Source string `yaml:"-"`
+}
+
+// DiscoveryRule turns a family of Prometheus series into metrics.
+type DiscoveryRule struct {
+	// SeriesQuery is a series selector (e.g. `http_requests_total{namespace!="",pod!=""}`) used to
+	// discover which series exist. Its label matchers also constrain every query the rule runs.
+	SeriesQuery string `yaml:"seriesQuery"`
+	// SeriesFilters narrow discovered series by name, applied in order.
+	SeriesFilters []RegexFilter `yaml:"seriesFilters"`
+	// Resources says which labels name which Kubernetes resources.
+	Resources ResourceMapping `yaml:"resources"`
+	// Name maps a series name to the metric name served.
+	Name NameMapping `yaml:"name"`
+	// MetricsQuery is a Go template with << >> delimiters that renders the PromQL for a request.
+	MetricsQuery string `yaml:"metricsQuery"`
+
+	// DefaultValue (promadapter extension, external rules) is served when the query matches no
+	// series. Unset means an empty result is an error: the adapter never invents a zero.
+	DefaultValue *float64 `yaml:"defaultValue,omitempty"`
+
+	// Line is the line of the rule in its file, for messages; set by the loader.
+	Line int `yaml:"-"`
+}
+
+// RegexFilter keeps series whose name matches Is, or drops those whose name matches IsNot.
+type RegexFilter struct {
+	Is    string `yaml:"is,omitempty"`
+	IsNot string `yaml:"isNot,omitempty"`
+}
+
+// ResourceMapping associates Prometheus labels with Kubernetes resources.
+type ResourceMapping struct {
+	// Template is a Go template (<< >>) producing a label name from .Group and .Resource,
+	// e.g. "<<.Resource>>" or "kube_<<.Group>>_<<.Resource>>".
+	Template string `yaml:"template,omitempty"`
+	// Overrides maps a label name to a group-resource explicitly.
+	Overrides map[string]GroupResource `yaml:"overrides,omitempty"`
+	// Namespaced (external rules only): false makes the rule cluster-wide, so the
+	// request's namespace is not added to the query. Unset means true.
+	Namespaced *bool `yaml:"namespaced,omitempty"`
+}
+
+// GroupResource names a Kubernetes resource; Group is empty for the core group.
+type GroupResource struct {
+	Group    string `yaml:"group,omitempty"`
+	Resource string `yaml:"resource"`
+}
+
+// NameMapping renames series: Matches is a regex over the series name, As its replacement
+// ($1 style). Defaults: Matches "" means "^(.*)$"-like whole-name match; As "" means "$0",
+// or "$1" when Matches has exactly one capture group (prometheus-adapter's rule).
+type NameMapping struct {
+	Matches string `yaml:"matches,omitempty"`
+	As      string `yaml:"as,omitempty"`
+}
+
+// ResourceRules describe how to compute CPU and memory usage for metrics.k8s.io.
+type ResourceRules struct {
+	CPU    ResourceRule `yaml:"cpu"`
+	Memory ResourceRule `yaml:"memory"`
+	// Window is the rate window the CPU queries use; it is reported as the metrics' window.
+	Window model.Duration `yaml:"window"`
+}
+
+// ResourceRule renders queries for one resource (cpu or memory).
+type ResourceRule struct {
+	// ContainerQuery renders per-container usage for pods; it must group by the pod,
+	// namespace and container labels.
+	ContainerQuery string `yaml:"containerQuery"`
+	// NodeQuery renders per-node usage; it must group by the node label.
+	NodeQuery string `yaml:"nodeQuery"`
+	// Resources maps labels to pods, namespaces and nodes.
+	Resources ResourceMapping `yaml:"resources"`
+	// ContainerLabel is the label holding the container name.
+	ContainerLabel string `yaml:"containerLabel"`
+}
+
+// Bool returns the value of an optional boolean with its default.
+func Bool(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}

@@ -1,0 +1,230 @@
+// Package promclient talks to one Prometheus-compatible backend through the v1 HTTP API.
+// Transport concerns (TLS, bearer tokens, basic auth, headers, proxies) come from
+// prometheus/common's HTTPClientConfig, so they behave exactly as in Prometheus itself.
+package promclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// MaxGETQueryBytes is the longest encoded form that is still sent as a GET query string when
+// the verb is GET; longer requests go by POST so no server rejects them with HTTP 414.
+const MaxGETQueryBytes = 4096
+
+// Options configure one backend.
+type Options struct {
+	// URL is the base URL of the Prometheus HTTP API (without /api/v1).
+	URL string
+	// HTTP is the transport configuration: TLS, authorization, basic auth, headers.
+	HTTP config.HTTPClientConfig
+	// Verb is GET or POST for queries (prometheus-adapter's --prometheus-verb).
+	Verb string
+	// Timeout bounds each request; 0 means 30s.
+	Timeout time.Duration
+}
+
+// Client is a Prometheus backend. It is a value: several may exist side by side.
+type Client struct {
+	url     string
+	api     v1.API
+	timeout time.Duration
+}
+
+// New validates opts and builds a client. It does not contact the server.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("prometheus URL %q is not an absolute http(s) URL: set --prometheus-url to e.g. http://prometheus-k8s.monitoring.svc:9090", opts.URL)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("prometheus URL %q has scheme %q: only http and https are supported", opts.URL, u.Scheme)
+	}
+	verb := strings.ToUpper(opts.Verb)
+	if verb == "" {
+		verb = http.MethodGet
+	}
+	if verb != http.MethodGet && verb != http.MethodPost {
+		return nil, fmt.Errorf("prometheus verb %q is not GET or POST: set --prometheus-verb=GET or POST", opts.Verb)
+	}
+	if err := opts.HTTP.Validate(); err != nil {
+		return nil, fmt.Errorf("prometheus HTTP client config: %w", err)
+	}
+	rt, err := config.NewRoundTripperFromConfig(opts.HTTP, "promadapter")
+	if err != nil {
+		return nil, fmt.Errorf("prometheus HTTP client config: %w", err)
+	}
+	base, err := api.NewClient(api.Config{Address: opts.URL, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus client: %w", err)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	var c api.Client = base
+	if verb == http.MethodGet {
+		c = getClient{base}
+	}
+	return &Client{url: opts.URL, api: v1.NewAPI(c), timeout: timeout}, nil
+}
+
+// URL is the backend's base URL, for messages.
+func (c *Client) URL() string { return c.url }
+
+// Query runs an instant query. A zero ts lets Prometheus evaluate at its own "now", so
+// returned sample timestamps are Prometheus' evaluation time, never the adapter's clock.
+func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Value, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if ts.IsZero() {
+		// The v1 API always sends a time; "now" on our clock is the closest stand-in.
+		ts = time.Now()
+	}
+	v, _, _, err := c.api.Query(ctx, query, ts, v1.WithTimeout(c.timeout))
+	if err != nil {
+		return nil, c.wrap("query", err)
+	}
+	return v, nil
+}
+
+// LabelNames lists label names of series matching any of matches within [start, end].
+func (c *Client) LabelNames(ctx context.Context, matches []string, start, end time.Time) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	names, _, _, err := c.api.LabelNames(ctx, matches, start, end)
+	if err != nil {
+		return nil, c.wrap("label names", err)
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out, nil
+}
+
+// LabelValues lists values of label among series matching any of matches within [start, end].
+func (c *Client) LabelValues(ctx context.Context, label string, matches []string, start, end time.Time) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	vals, _, _, err := c.api.LabelValues(ctx, label, matches, start, end)
+	if err != nil {
+		return nil, c.wrap("label values", err)
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = string(v)
+	}
+	return out, nil
+}
+
+// Cause classifies a failure so the API layer can answer 503 (backend down) or 500 (bad rule).
+type Cause string
+
+const (
+	CauseUnreachable Cause = "unreachable" // connection refused, DNS, TLS handshake
+	CauseTimeout     Cause = "timeout"     // the request or the query timed out
+	CauseBadQuery    Cause = "bad_query"   // Prometheus rejected the PromQL (a rule bug)
+	CauseServer      Cause = "server"      // Prometheus answered 5xx or an unusable response
+	CauseCanceled    Cause = "canceled"    // the caller went away
+)
+
+// Error is a backend failure with a cause and a message meant for people.
+type Error struct {
+	Cause Cause
+	URL   string
+	Op    string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	switch e.Cause {
+	case CauseUnreachable:
+		return fmt.Sprintf("cannot reach Prometheus at %s (%s): %v; check --prometheus-url, network policy and TLS settings", e.URL, e.Op, e.Err)
+	case CauseTimeout:
+		return fmt.Sprintf("Prometheus at %s timed out (%s): %v; the query may be too expensive or the server overloaded", e.URL, e.Op, e.Err)
+	case CauseBadQuery:
+		return fmt.Sprintf("Prometheus at %s rejected the %s: %v; fix the rule's query template", e.URL, e.Op, e.Err)
+	default:
+		return fmt.Sprintf("Prometheus at %s failed (%s): %v", e.URL, e.Op, e.Err)
+	}
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (c *Client) wrap(op string, err error) error {
+	e := &Error{Cause: CauseServer, URL: c.url, Op: op, Err: err}
+	var apiErr *v1.Error
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Cause = CauseCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Cause = CauseTimeout
+	case errors.As(err, &apiErr):
+		switch apiErr.Type {
+		case v1.ErrBadData:
+			e.Cause = CauseBadQuery
+		case v1.ErrTimeout, v1.ErrCanceled:
+			e.Cause = CauseTimeout
+		case v1.ErrClient:
+			// The client_golang API folds transport errors into ErrClient.
+			if errors.As(err, &opErr) || strings.Contains(apiErr.Msg, "connection refused") || strings.Contains(apiErr.Msg, "no such host") {
+				e.Cause = CauseUnreachable
+			}
+		}
+	case errors.As(err, &opErr):
+		e.Cause = CauseUnreachable
+	case errors.As(err, &netErr) && netErr.Timeout():
+		e.Cause = CauseTimeout
+	}
+	return e
+}
+
+// CauseOf returns the cause of a backend error, or "" when err is not one.
+func CauseOf(err error) Cause {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Cause
+	}
+	return ""
+}
+
+// getClient sends form-encoded POSTs as GETs while they fit in MaxGETQueryBytes, honouring
+// --prometheus-verb=GET for servers or proxies that only allow GET, and falling back to POST
+// for long queries so nothing is rejected for its length.
+type getClient struct{ api.Client }
+
+func (g getClient) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	if req.Method == http.MethodPost && req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" && req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(body) <= MaxGETQueryBytes {
+			get := req.Clone(ctx)
+			get.Method = http.MethodGet
+			get.Body = nil
+			get.ContentLength = 0
+			get.Header.Del("Content-Type")
+			get.URL.RawQuery = string(body)
+			return g.Client.Do(ctx, get)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return g.Client.Do(ctx, req)
+}

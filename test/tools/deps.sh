@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# deps.sh installs or builds every binary the end-to-end tests need, from a bare machine.
+#
+# Binaries are cached outside the clone, keyed by version, so a fresh clone (CI) on a machine
+# that built them once reuses them; a new machine rebuilds them (~20 min on 2 cores).
+#
+#   test/tools/deps.sh            build/install everything missing, print the cache dir
+#   test/tools/deps.sh --print    print the cache dir only
+set -euo pipefail
+
+KUBE_VERSION=${KUBE_VERSION:-v1.34.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
+PROM3_VERSION=${PROM3_VERSION:-v0.309.1}   # Prometheus 3.9.1 as a Go module version
+CACHE=${PROMADAPTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promadapter}
+BIN="$CACHE/bin"
+mkdir -p "$BIN" "$CACHE/build"
+log() { echo "deps: $*" >&2; }
+
+if [[ "${1:-}" == "--print" ]]; then echo "$BIN"; exit 0; fi
+
+# Serialise concurrent callers (make test and make demo may race on a new machine).
+exec 9>"$CACHE/.lock"
+flock 9
+
+kube_staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
+  csi-translation-lib devicemanager dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
+  kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+  sample-apiserver sample-cli-plugin sample-controller)
+
+build_kube() {
+  local want=("kube-apiserver" "kube-controller-manager" "kubectl")
+  local missing=0
+  for b in "${want[@]}"; do [[ -x "$BIN/$b-$KUBE_VERSION" ]] || missing=1; done
+  (( missing )) || return 0
+  local dir="$CACHE/build/kube-$KUBE_VERSION"
+  mkdir -p "$dir"
+  log "building Kubernetes $KUBE_VERSION control plane (kube-apiserver ~7 min, controller-manager ~2 min on 2 cores)"
+  (
+    cd "$dir"
+    if [[ ! -f go.mod ]]; then
+      go mod init promadapter.local/kubebuild >/dev/null 2>&1
+      go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
+      local minor="v0.${KUBE_VERSION#v1.}"
+      for m in "${kube_staging[@]}"; do go mod edit -replace="k8s.io/$m=k8s.io/$m@$minor"; done
+      cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+      go mod tidy >/dev/null
+    fi
+    for b in "${want[@]}"; do
+      [[ -x "$BIN/$b-$KUBE_VERSION" ]] && continue
+      log "go build $b"
+      go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" -o "$BIN/$b-$KUBE_VERSION.tmp" "k8s.io/kubernetes/cmd/$b"
+      mv "$BIN/$b-$KUBE_VERSION.tmp" "$BIN/$b-$KUBE_VERSION"
+    done
+  )
+}
+
+build_etcd() {
+  [[ -x "$BIN/etcd-$ETCD_VERSION" ]] && return 0
+  local dir="$CACHE/build/etcd-$ETCD_VERSION"
+  mkdir -p "$dir"
+  log "building etcd $ETCD_VERSION (~1 min)"
+  (
+    cd "$dir"
+    if [[ ! -f go.mod ]]; then
+      go mod init promadapter.local/etcdbuild >/dev/null 2>&1
+      cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+      go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
+      go mod tidy >/dev/null
+    fi
+    go build -trimpath -ldflags="-s -w" -o "$BIN/etcd-$ETCD_VERSION.tmp" .
+    mv "$BIN/etcd-$ETCD_VERSION.tmp" "$BIN/etcd-$ETCD_VERSION"
+  )
+}
+
+build_prom3() {
+  [[ -x "$BIN/prometheus-$PROM3_VERSION" && -x "$BIN/promtool-$PROM3_VERSION" ]] && return 0
+  log "building Prometheus 3 ($PROM3_VERSION) from its Go module (~9 min)"
+  go mod download "github.com/prometheus/prometheus@$PROM3_VERSION"
+  local src
+  src=$(go env GOMODCACHE)/github.com/prometheus/prometheus@$PROM3_VERSION
+  local dir="$CACHE/build/prometheus-$PROM3_VERSION"
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$src/." "$dir/"; chmod -R u+w "$dir"
+  (
+    cd "$dir"
+    for b in prometheus promtool; do
+      go build -trimpath -ldflags="-s -w" -o "$BIN/$b-$PROM3_VERSION.tmp" "./cmd/$b"
+      mv "$BIN/$b-$PROM3_VERSION.tmp" "$BIN/$b-$PROM3_VERSION"
+    done
+  )
+  rm -rf "$dir"
+}
+
+install_prom2() {
+  if [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]]; then return 0; fi
+  log "installing Prometheus 2.x from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package may try to start a service; the tests start their own.
+  (systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true)
+  pkill -x prometheus 2>/dev/null || true
+}
+
+install_prom2
+build_etcd
+build_kube
+build_prom3
+# kubectl: the machine's own is fine; otherwise the one just built.
+if ! command -v kubectl >/dev/null 2>&1; then ln -sf "$BIN/kubectl-$KUBE_VERSION" "$BIN/kubectl"; fi
+log "all test binaries present in $BIN"
+echo "$BIN"
