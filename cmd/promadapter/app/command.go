@@ -2,12 +2,9 @@
 package app
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/spf13/cobra"
-	"k8s.io/apiserver/pkg/server"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/server"
 	"k8s.io/component-base/version/verflag"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
@@ -40,6 +37,3 @@ func NewCommand() *cobra.Command {
 	root.AddCommand(serveCmd, newCheckConfigCommand())
 	return root
 }
-
-var _ = context.Background
-var _ = fmt.Sprintf

@@ -2,16 +2,35 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/metadata"
 	"k8s.io/klog/v2"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	cmapiserver "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
+	generatedcore "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/core"
+	generatedcustom "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/custommetrics"
+	generatedexternal "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/externalmetrics"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
 	"github.com/promadapter/promadapter/pkg/config"
+	"github.com/promadapter/promadapter/pkg/discovery"
+	"github.com/promadapter/promadapter/pkg/naming"
+	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/promclient"
+	"github.com/promadapter/promadapter/pkg/provider"
+	"github.com/promadapter/promadapter/pkg/resourceprovider"
 )
 
-// Run wires the parts and serves until ctx ends. It holds no logic of its own.
+// Run wires the parts and serves until ctx ends. It holds no logic of its own: it loads the
+// config, builds the backend and planner, compiles rules against the cluster's RESTMapper,
+// installs the three API groups, starts discovery and serves.
 func Run(ctx context.Context, o *options.Options) error {
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
@@ -21,14 +40,119 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	backend, err := promclient.New(po)
+	client, err := promclient.New(po)
 	if err != nil {
 		return err
 	}
-	klog.InfoS("starting promadapter", "config", cfg.Source, "prometheus", backend.URL())
+	backend := planner.Backend{Name: "default", Querier: client}
+	plan := planner.New(planner.Options{
+		CachePeriod: o.QueryCachePeriod, MaxCacheBytes: o.QueryCacheMaxBytes, MaxConcurrent: o.MaxConcurrentQueries,
+	})
+
+	o.Adapter.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(openAPIDefinitions(), openapi.NewDefinitionNamer(cmapiserver.Scheme, resourceprovider.Scheme))
+	o.Adapter.OpenAPIConfig.Info.Title, o.Adapter.OpenAPIConfig.Info.Version = "promadapter", "1.0.0"
+	o.Adapter.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openAPIDefinitions(), openapi.NewDefinitionNamer(cmapiserver.Scheme, resourceprovider.Scheme))
+	o.Adapter.OpenAPIV3Config.Info.Title, o.Adapter.OpenAPIV3Config.Info.Version = "promadapter", "1.0.0"
+
+	mapper, err := o.Adapter.RESTMapper()
+	if err != nil {
+		return fmt.Errorf("reading the cluster's API resources (is --lister-kubeconfig or the in-cluster config right?): %w", err)
+	}
+	customRules, err := naming.CompileRules(naming.KindCustom, cfg.Rules, cfg.Source, mapper)
+	if err != nil {
+		return err
+	}
+	externalRules, err := naming.CompileRules(naming.KindExternal, cfg.ExternalRules, cfg.Source, mapper)
+	if err != nil {
+		return err
+	}
+	registry := discovery.NewRegistry()
+	disc := &discovery.Discoverer{Backend: client, Registry: registry, MaxAge: o.MetricsMaxAge}
+	if o.EnableCustomMetrics {
+		disc.Custom = customRules
+		restConfig, err := o.Adapter.ClientConfig()
+		if err != nil {
+			return err
+		}
+		meta, err := metadata.NewForConfig(restConfig)
+		if err != nil {
+			return err
+		}
+		o.Adapter.WithCustomMetrics(&provider.Custom{
+			Registry: registry, Planner: plan, Backend: backend, Mapper: mapper,
+			Objects: provider.NewInformerObjects(meta, mapper, ctx.Done()),
+		})
+	}
+	if o.EnableExternalMetrics {
+		disc.External = externalRules
+		o.Adapter.WithExternalMetrics(&provider.External{Registry: registry, Planner: plan, Backend: backend})
+	}
+
+	var resources *resourceprovider.Provider
+	if o.EnableResourceMetrics && cfg.ResourceRules != nil {
+		inf, err := o.Adapter.Informers()
+		if err != nil {
+			return err
+		}
+		resources, err = resourceprovider.New(cfg.ResourceRules, plan, backend,
+			inf.Core().V1().Pods().Lister(), inf.Core().V1().Nodes().Lister(), mapper)
+		if err != nil {
+			return err
+		}
+	}
+
 	srv, err := o.Adapter.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
+	if resources != nil {
+		if err := resourceprovider.Install(srv.GenericAPIServer, resources); err != nil {
+			return fmt.Errorf("installing metrics.k8s.io: %w", err)
+		}
+	}
+	if err := srv.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("promadapter-discovery", func(*http.Request) error {
+		if !registry.Ready() {
+			return errors.New("the first metric discovery has not completed")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+
+	klog.InfoS("starting promadapter", "config", cfg.Source, "prometheus", client.URL(),
+		"customRules", len(customRules), "externalRules", len(externalRules), "resourceMetrics", resources != nil)
+	probe(ctx, client)
+	go func() {
+		if err := disc.RunOnce(ctx); err != nil {
+			klog.ErrorS(err, "initial discovery incomplete; retrying every --metrics-relist-interval")
+		}
+		disc.Run(ctx, o.MetricsRelistInterval)
+	}()
 	return srv.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// probe checks once that Prometheus answers, so a wrong URL is one clear log line at start.
+// The server still starts: Prometheus may come up later, and discovery retries.
+func probe(ctx context.Context, c *promclient.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.Query(ctx, "vector(1)", time.Time{}); err != nil {
+		klog.ErrorS(nil, err.Error())
+	}
+}
+
+func openAPIDefinitions() openapicommon.GetOpenAPIDefinitions {
+	getters := []openapicommon.GetOpenAPIDefinitions{
+		generatedcore.GetOpenAPIDefinitions, generatedcustom.GetOpenAPIDefinitions,
+		generatedexternal.GetOpenAPIDefinitions, resourceprovider.GetOpenAPIDefinitions,
+	}
+	return func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
+		defs := map[string]openapicommon.OpenAPIDefinition{}
+		for _, g := range getters {
+			for k, v := range g(ref) {
+				defs[k] = v
+			}
+		}
+		return defs
+	}
 }

@@ -1,0 +1,362 @@
+// Package discovery learns which metrics the rules serve and which resources they attach to.
+//
+// It costs O(metric names), not O(series): per rule it asks Prometheus for the values of
+// __name__ among the rule's series (label-values API with match[]), then, per series name,
+// for the label names those series carry (label-names API). Series bodies are never
+// downloaded, so a Prometheus with millions of series costs the adapter a few KiB per metric.
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/promadapter/promadapter/pkg/naming"
+)
+
+// Lister is what discovery needs of a backend (pkg/promclient.*Client satisfies it).
+type Lister interface {
+	LabelValues(ctx context.Context, label string, matches []string, start, end time.Time) ([]string, error)
+	LabelNames(ctx context.Context, matches []string, start, end time.Time) ([]string, error)
+}
+
+// CustomMetric is a discovered custom metric for one resource.
+type CustomMetric struct {
+	provider.CustomMetricInfo
+	Series string
+	Rule   *naming.Rule
+}
+
+// ExternalMetric is a discovered external metric.
+type ExternalMetric struct {
+	Name   string
+	Series string
+	Rule   *naming.Rule
+}
+
+type customKey struct {
+	metric   string
+	resource schema.GroupResource
+}
+
+type entry[T any] struct {
+	metric   T
+	lastSeen time.Time
+}
+
+// Registry is the current set of discovered metrics. Readers never block discovery for long:
+// a relist builds its view aside and swaps it in.
+type Registry struct {
+	mu       sync.RWMutex
+	custom   map[customKey]entry[CustomMetric]
+	external map[string]entry[ExternalMetric]
+	// byMetric indexes custom metrics by name for "what is served for this resource" messages.
+	ready bool
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{custom: map[customKey]entry[CustomMetric]{}, external: map[string]entry[ExternalMetric]{}}
+}
+
+// Custom looks up a custom metric for a resource.
+func (r *Registry) Custom(metric string, gr schema.GroupResource) (CustomMetric, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.custom[customKey{metric, gr}]
+	return e.metric, ok
+}
+
+// CustomFor lists the metric names served for a resource, sorted, for error messages.
+func (r *Registry) CustomFor(gr schema.GroupResource) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var names []string
+	for k := range r.custom {
+		if k.resource == gr {
+			names = append(names, k.metric)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ListCustom lists every custom metric, sorted by resource then name.
+func (r *Registry) ListCustom() []provider.CustomMetricInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]provider.CustomMetricInfo, 0, len(r.custom))
+	for _, e := range r.custom {
+		out = append(out, e.metric.CustomMetricInfo)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GroupResource != out[j].GroupResource {
+			return out[i].GroupResource.String() < out[j].GroupResource.String()
+		}
+		return out[i].Metric < out[j].Metric
+	})
+	return out
+}
+
+// External looks up an external metric.
+func (r *Registry) External(metric string) (ExternalMetric, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.external[metric]
+	return e.metric, ok
+}
+
+// ListExternal lists every external metric, sorted by name.
+func (r *Registry) ListExternal() []provider.ExternalMetricInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]provider.ExternalMetricInfo, 0, len(r.external))
+	for name := range r.external {
+		out = append(out, provider.ExternalMetricInfo{Metric: name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
+	return out
+}
+
+// ExternalNames lists external metric names, for error messages.
+func (r *Registry) ExternalNames() []string {
+	var names []string
+	for _, i := range r.ListExternal() {
+		names = append(names, i.Metric)
+	}
+	return names
+}
+
+// Ready reports whether one discovery pass has completed.
+func (r *Registry) Ready() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ready
+}
+
+// Discoverer runs discovery for a set of rules against one backend.
+type Discoverer struct {
+	Backend  Lister
+	Custom   []*naming.Rule
+	External []*naming.Rule
+	Registry *Registry
+	// MaxAge keeps a metric listed until its series have been absent this long, and is the
+	// look-back window of discovery queries.
+	MaxAge time.Duration
+	// Parallel bounds concurrent label-name lookups; 0 means 4.
+	Parallel int
+	Now      func() time.Time
+
+	mu         sync.Mutex
+	ruleFailed map[string]string // rule ID -> last error text, so a failure is logged once
+}
+
+// RunOnce performs one discovery pass. Failing rules keep their previous metrics (until
+// MaxAge) and do not affect other rules; the returned error lists them.
+func (d *Discoverer) RunOnce(ctx context.Context) error {
+	now := time.Now()
+	if d.Now != nil {
+		now = d.Now()
+	}
+	started := time.Now()
+	start := now.Add(-d.MaxAge)
+	custom := map[customKey]entry[CustomMetric]{}
+	external := map[string]entry[ExternalMetric]{}
+	failed := map[string]bool{}
+	var errs []string
+
+	for _, rule := range d.Custom {
+		ms, err := d.discoverCustom(ctx, rule, start, now)
+		d.record(rule, err)
+		if err != nil {
+			failed[rule.ID] = true
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, m := range ms {
+			k := customKey{m.Metric, m.GroupResource}
+			if _, dup := custom[k]; dup {
+				continue // the first rule that serves a name wins, as in prometheus-adapter
+			}
+			custom[k] = entry[CustomMetric]{m, now}
+		}
+	}
+	for _, rule := range d.External {
+		ms, err := d.discoverExternal(ctx, rule, start, now)
+		d.record(rule, err)
+		if err != nil {
+			failed[rule.ID] = true
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, m := range ms {
+			if _, dup := external[m.Name]; !dup {
+				external[m.Name] = entry[ExternalMetric]{m, now}
+			}
+		}
+	}
+
+	r := d.Registry
+	r.mu.Lock()
+	// Keep what is no longer seen until MaxAge has passed: a relist racing a scrape gap, or a
+	// failing rule, must not make metrics flap.
+	for k, e := range r.custom {
+		if _, ok := custom[k]; !ok && now.Sub(e.lastSeen) < d.MaxAge {
+			custom[k] = e
+		}
+	}
+	for k, e := range r.external {
+		if _, ok := external[k]; !ok && now.Sub(e.lastSeen) < d.MaxAge {
+			external[k] = e
+		}
+	}
+	r.custom, r.external, r.ready = custom, external, true
+	r.mu.Unlock()
+
+	metricDiscoveryDuration.Observe(time.Since(started).Seconds())
+	metricDiscovered.WithLabelValues("custom").Set(float64(len(custom)))
+	metricDiscovered.WithLabelValues("external").Set(float64(len(external)))
+	if len(errs) > 0 {
+		return fmt.Errorf("discovery failed for %d rule(s): %v", len(errs), errs)
+	}
+	return nil
+}
+
+// Run repeats RunOnce every interval until ctx ends.
+func (d *Discoverer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = d.RunOnce(ctx) // failures are logged per rule and counted
+		}
+	}
+}
+
+// record logs a rule's failure once (and its recovery once) and counts failures.
+func (d *Discoverer) record(rule *naming.Rule, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ruleFailed == nil {
+		d.ruleFailed = map[string]string{}
+	}
+	prev, wasFailing := d.ruleFailed[rule.ID]
+	if err != nil {
+		metricRuleErrors.WithLabelValues(string(rule.Kind), fmt.Sprint(rule.Index)).Inc()
+		if !wasFailing || prev != err.Error() {
+			klog.ErrorS(err, "discovery failed for a rule; its metrics stay as last seen until --metrics-max-age", "rule", rule.ID, "seriesQuery", rule.SeriesQuery)
+		}
+		d.ruleFailed[rule.ID] = err.Error()
+		return
+	}
+	if wasFailing {
+		klog.InfoS("discovery recovered for a rule", "rule", rule.ID)
+		delete(d.ruleFailed, rule.ID)
+	}
+}
+
+func (d *Discoverer) seriesNames(ctx context.Context, rule *naming.Rule, start, end time.Time) ([]string, error) {
+	names, err := d.Backend.LabelValues(ctx, "__name__", []string{rule.SeriesQuery}, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("rule %s: listing series names: %w", rule.ID, err)
+	}
+	return names, nil
+}
+
+func (d *Discoverer) discoverExternal(ctx context.Context, rule *naming.Rule, start, end time.Time) ([]ExternalMetric, error) {
+	names, err := d.seriesNames(ctx, rule, start, end)
+	if err != nil {
+		return nil, err
+	}
+	var out []ExternalMetric
+	for _, s := range names {
+		if m, ok := rule.MetricName(s); ok {
+			out = append(out, ExternalMetric{Name: m, Series: s, Rule: rule})
+		}
+	}
+	return out, nil
+}
+
+func (d *Discoverer) discoverCustom(ctx context.Context, rule *naming.Rule, start, end time.Time) ([]CustomMetric, error) {
+	names, err := d.seriesNames(ctx, rule, start, end)
+	if err != nil {
+		return nil, err
+	}
+	type job struct{ series, metric string }
+	var jobs []job
+	for _, s := range names {
+		if m, ok := rule.MetricName(s); ok {
+			jobs = append(jobs, job{s, m})
+		}
+	}
+	parallel := d.Parallel
+	if parallel <= 0 {
+		parallel = 4
+	}
+	results := make([][]CustomMetric, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			labels, err := d.Backend.LabelNames(ctx, []string{rule.DiscoverySelector(j.series)}, start, end)
+			if err != nil {
+				errs[i] = fmt.Errorf("rule %s: listing labels of %s: %w", rule.ID, j.series, err)
+				return
+			}
+			results[i] = customMetricsFor(rule, j.series, j.metric, labels)
+		}()
+	}
+	wg.Wait()
+	var out []CustomMetric
+	for i := range jobs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out = append(out, results[i]...)
+	}
+	return out, nil
+}
+
+// customMetricsFor lists the resources a series attaches to, given its label names.
+// A metric is namespaced for a resource when the series carry the namespace label and the
+// resource itself is namespaced; namespaces and nodes are served as cluster-scoped objects.
+func customMetricsFor(rule *naming.Rule, series, metric string, labelNames []string) []CustomMetric {
+	nsLabel := rule.Resources.NamespaceLabel()
+	hasNS := false
+	for _, l := range labelNames {
+		if l == nsLabel {
+			hasNS = true
+		}
+	}
+	var out []CustomMetric
+	for _, l := range labelNames {
+		gr, ok := rule.Resources.ResourceForLabel(l)
+		if !ok {
+			continue
+		}
+		namespaced := rule.Resources.Namespaced(gr)
+		if namespaced && !hasNS {
+			// A namespaced object without a namespace label cannot be addressed.
+			continue
+		}
+		out = append(out, CustomMetric{
+			CustomMetricInfo: provider.CustomMetricInfo{GroupResource: gr, Metric: metric, Namespaced: namespaced},
+			Series:           series, Rule: rule,
+		})
+	}
+	return out
+}

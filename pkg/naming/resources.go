@@ -1,0 +1,148 @@
+package naming
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"text/template"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/promadapter/promadapter/pkg/config"
+)
+
+// NamespacesResource is the group-resource of namespaces, which the namespace label names.
+var NamespacesResource = schema.GroupResource{Resource: "namespaces"}
+
+// ResourceMapper converts between Prometheus label names and Kubernetes group-resources for
+// one rule, from its overrides and template. Resource names are resolved through the
+// cluster's RESTMapper, so "pod", "pods" and "Pod" all mean core/pods.
+type ResourceMapper struct {
+	mapper    apimeta.RESTMapper
+	overrides map[string]schema.GroupResource // label -> resource (plural, resolved lazily)
+	rawOver   map[string]config.GroupResource
+	tmpl      *template.Template
+	tmplRE    *regexp.Regexp // label name -> (group, resource) parts, from the template
+}
+
+// NewResourceMapper builds a mapper; mapper resolves names (it may be nil in tests that use only overrides with plural names).
+func NewResourceMapper(m config.ResourceMapping, mapper apimeta.RESTMapper) (*ResourceMapper, error) {
+	rm := &ResourceMapper{mapper: mapper, rawOver: m.Overrides, overrides: map[string]schema.GroupResource{}}
+	if m.Template != "" {
+		t, err := template.New("resources").Delims("<<", ">>").Option("missingkey=error").Parse(m.Template)
+		if err != nil {
+			return nil, fmt.Errorf("resources.template: %w", err)
+		}
+		rm.tmpl = t
+		// Invert the template into a regex over label names.
+		re := regexp.QuoteMeta(m.Template)
+		re = strings.ReplaceAll(re, regexp.QuoteMeta("<<.Group>>"), `(?P<group>[a-zA-Z0-9_]*?)`)
+		re = strings.ReplaceAll(re, regexp.QuoteMeta("<<.Resource>>"), `(?P<resource>[a-zA-Z0-9_]+?)`)
+		r, err := regexp.Compile("^" + re + "$")
+		if err != nil {
+			return nil, fmt.Errorf("resources.template %q cannot be inverted into a label pattern: %w", m.Template, err)
+		}
+		rm.tmplRE = r
+	}
+	return rm, nil
+}
+
+// resolve turns a possibly singular or kind-like name into the plural group-resource.
+func (rm *ResourceMapper) resolve(gr schema.GroupResource) (schema.GroupResource, bool) {
+	if rm.mapper == nil {
+		// Without a cluster to ask (unit tests, check-config), assume the regular plural.
+		r := strings.ToLower(gr.Resource)
+		if r != "" && !strings.HasSuffix(r, "s") {
+			r += "s"
+		}
+		return schema.GroupResource{Group: gr.Group, Resource: r}, r != ""
+	}
+	gvr, err := rm.mapper.ResourceFor(gr.WithVersion(""))
+	if err != nil {
+		return schema.GroupResource{}, false
+	}
+	return gvr.GroupResource(), true
+}
+
+// ResourceForLabel returns the resource a label names, if any.
+func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, bool) {
+	if gr, ok := rm.overrides[label]; ok {
+		return gr, true
+	}
+	if o, ok := rm.rawOver[label]; ok {
+		gr, ok := rm.resolve(schema.GroupResource{Group: o.Group, Resource: o.Resource})
+		if ok {
+			rm.overrides[label] = gr
+		}
+		return gr, ok
+	}
+	if rm.tmplRE == nil {
+		return schema.GroupResource{}, false
+	}
+	m := rm.tmplRE.FindStringSubmatch(label)
+	if m == nil {
+		return schema.GroupResource{}, false
+	}
+	var gr schema.GroupResource
+	for i, n := range rm.tmplRE.SubexpNames() {
+		switch n {
+		case "group":
+			gr.Group = strings.ReplaceAll(m[i], "_", ".")
+		case "resource":
+			gr.Resource = m[i]
+		}
+	}
+	return rm.resolve(gr)
+}
+
+// LabelForResource returns the label that names gr: an override when one maps to it, else
+// the template rendered with the singular resource name.
+func (rm *ResourceMapper) LabelForResource(gr schema.GroupResource) (string, bool) {
+	for label := range rm.rawOver {
+		if got, ok := rm.ResourceForLabel(label); ok && got == gr {
+			return label, true
+		}
+	}
+	if rm.tmpl == nil {
+		return "", false
+	}
+	singular := strings.TrimSuffix(gr.Resource, "s")
+	if rm.mapper != nil {
+		if s, err := rm.mapper.ResourceSingularizer(gr.Resource); err == nil {
+			singular = s
+		}
+	}
+	var b strings.Builder
+	group := strings.ReplaceAll(gr.Group, ".", "_")
+	if err := rm.tmpl.Execute(&b, struct{ Group, Resource string }{group, singular}); err != nil {
+		return "", false
+	}
+	label := b.String()
+	if !ValidLabelName(label) {
+		return "", false
+	}
+	return label, true
+}
+
+// NamespaceLabel is the label holding the namespace: whichever maps to namespaces, else "namespace".
+func (rm *ResourceMapper) NamespaceLabel() string {
+	if l, ok := rm.LabelForResource(NamespacesResource); ok {
+		return l
+	}
+	return "namespace"
+}
+
+// Namespaced reports whether gr is a namespaced resource according to the cluster.
+// Without a RESTMapper, namespaces and nodes are cluster-scoped and all else namespaced.
+func (rm *ResourceMapper) Namespaced(gr schema.GroupResource) bool {
+	if rm.mapper != nil {
+		gvk, err := rm.mapper.KindFor(gr.WithVersion(""))
+		if err == nil {
+			if m, err := rm.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+				return m.Scope.Name() == apimeta.RESTScopeNameNamespace
+			}
+		}
+	}
+	return !(gr.Group == "" && (gr.Resource == "namespaces" || gr.Resource == "nodes" || gr.Resource == "persistentvolumes"))
+}

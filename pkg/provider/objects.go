@@ -1,0 +1,92 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+)
+
+// ObjectLister lists the names of objects of a resource that match a label selector. It is
+// how a selector request learns which objects it covers; implementations must answer from a
+// cache, never with a LIST per request.
+type ObjectLister interface {
+	ListNames(ctx context.Context, gr schema.GroupResource, namespace string, selector labels.Selector) ([]string, error)
+}
+
+// InformerObjects answers from metadata-only informers, started on the first request for a
+// resource and kept for the process lifetime (an HPA asks again every 15 s).
+type InformerObjects struct {
+	mapper  apimeta.RESTMapper
+	factory metadatainformer.SharedInformerFactory
+	stop    <-chan struct{}
+	// SyncTimeout bounds the wait for a new informer's first list.
+	SyncTimeout time.Duration
+
+	mu        sync.Mutex
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+}
+
+// NewInformerObjects builds the lister; informers stop when stop closes.
+func NewInformerObjects(client metadata.Interface, mapper apimeta.RESTMapper, stop <-chan struct{}) *InformerObjects {
+	return &InformerObjects{
+		mapper:      mapper,
+		factory:     metadatainformer.NewSharedInformerFactory(client, 0),
+		stop:        stop,
+		SyncTimeout: 30 * time.Second,
+		informers:   map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+	}
+}
+
+// ListNames implements ObjectLister.
+func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource, namespace string, selector labels.Selector) ([]string, error) {
+	gvr, err := o.mapper.ResourceFor(gr.WithVersion(""))
+	if err != nil {
+		return nil, fmt.Errorf("resource %s is not served by this cluster: %w", gr, err)
+	}
+	o.mu.Lock()
+	inf, ok := o.informers[gvr]
+	if !ok {
+		inf = o.factory.ForResource(gvr).Informer()
+		o.informers[gvr] = inf
+		o.factory.Start(o.stop)
+	}
+	o.mu.Unlock()
+	if !inf.HasSynced() {
+		ctx, cancel := context.WithTimeout(ctx, o.SyncTimeout)
+		defer cancel()
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			return nil, fmt.Errorf("the cache of %s objects did not sync within %s: check the adapter's RBAC allows list/watch on %s", gr, o.SyncTimeout, gr)
+		}
+	}
+	var objs []any
+	if namespace != "" {
+		objs, err = inf.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		objs = inf.GetStore().List()
+	}
+	var names []string
+	for _, obj := range objs {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			continue
+		}
+		if selector == nil || selector.Matches(labels.Set(m.Labels)) {
+			names = append(names, m.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}

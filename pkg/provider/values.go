@@ -1,0 +1,55 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/promadapter/promadapter/pkg/promclient"
+)
+
+// Quantity converts a sample value into an exact Kubernetes quantity: whole numbers stay
+// whole (bytes are never reported as milli-bytes), fractions keep milli precision.
+// NaN and ±Inf have no quantity and are errors, never zeros.
+func Quantity(v float64) (*resource.Quantity, error) {
+	switch {
+	case math.IsNaN(v):
+		return nil, fmt.Errorf("the value is NaN (often a division by zero in the query, e.g. a ratio with no traffic)")
+	case math.IsInf(v, 0):
+		return nil, fmt.Errorf("the value is %v (a division by zero in the query?)", v)
+	}
+	if v == math.Trunc(v) && math.Abs(v) < 1<<62 {
+		return resource.NewQuantity(int64(v), resource.DecimalSI), nil
+	}
+	if math.Abs(v) < 1<<52 {
+		return resource.NewMilliQuantity(int64(math.Round(v*1000)), resource.DecimalSI), nil
+	}
+	q, err := resource.ParseQuantity(fmt.Sprintf("%.0f", v))
+	if err != nil {
+		return nil, fmt.Errorf("the value %v cannot be represented as a quantity: %w", v, err)
+	}
+	return &q, nil
+}
+
+// BackendError turns a failed query into an API error: 503 when Prometheus is unreachable or
+// slow (retry later), 500 when the query itself is wrong (fix the rule). The message keeps
+// the cause so `kubectl get --raw` and HPA events explain themselves.
+func BackendError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return err
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	switch promclient.CauseOf(err) {
+	case promclient.CauseUnreachable, promclient.CauseTimeout, promclient.CauseCanceled:
+		return apierrors.NewServiceUnavailable(msg)
+	default:
+		return apierrors.NewInternalError(errors.New(msg))
+	}
+}
