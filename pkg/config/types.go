@@ -1,6 +1,3 @@
-// Package config holds the adapter's rule configuration: the prometheus-adapter format
-// (rules, externalRules, resourceRules), decoded strictly so that a typo is an error
-// that names the file, line and column instead of a rule that silently matches nothing.
 package config
 
 import (
@@ -39,7 +36,8 @@ type DiscoveryRule struct {
 	// series. Unset means an empty result is an error: the adapter never invents a zero.
 	DefaultValue *float64 `yaml:"defaultValue,omitempty"`
 
-	// Line is the line of the rule in its file, for messages; set by the loader.
+	// Line is the 1-based line of the rule's mapping in its file (the line of its first
+	// field), for messages; set by the loader. 0 for rules not loaded from a file.
 	Line int `yaml:"-"`
 }
 
