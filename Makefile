@@ -2,7 +2,7 @@
 # and cached outside the clone (keyed by version) in $${XDG_CACHE_HOME:-$$HOME/.cache}/promadapter.
 GO        ?= go
 BIN       := bin/promadapter
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION   ?= $(shell git describe --tags --match 'v*' 2>/dev/null || echo v0.1.0-dev.$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS   := -X k8s.io/component-base/version.gitVersion=$(VERSION)
 E2E_FLAGS ?=
 

@@ -193,3 +193,15 @@ func TestCompileRejectsBrokenTemplatesWithTheRuleLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestTemplateIgnoresPrometheusTargetLabels(t *testing.T) {
+	rm, err := NewResourceMapper(config.ResourceMapping{Template: "<<.Resource>>"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"job", "instance"} {
+		if gr, ok := rm.ResourceForLabel(l); ok {
+			t.Errorf("label %q mapped to %s; Prometheus' target labels never name Kubernetes objects", l, gr)
+		}
+	}
+}

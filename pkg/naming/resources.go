@@ -65,6 +65,11 @@ func (rm *ResourceMapper) resolve(gr schema.GroupResource) (schema.GroupResource
 	return gvr.GroupResource(), true
 }
 
+// prometheusTargetLabels are set by Prometheus itself on every scraped series; through a
+// template they would name unrelated resources ("job" would become batch/jobs). An explicit
+// override can still map them.
+var prometheusTargetLabels = map[string]bool{"job": true, "instance": true}
+
 // ResourceForLabel returns the resource a label names, if any.
 func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, bool) {
 	if gr, ok := rm.overrides[label]; ok {
@@ -77,7 +82,7 @@ func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, 
 		}
 		return gr, ok
 	}
-	if rm.tmplRE == nil {
+	if rm.tmplRE == nil || prometheusTargetLabels[label] {
 		return schema.GroupResource{}, false
 	}
 	m := rm.tmplRE.FindStringSubmatch(label)

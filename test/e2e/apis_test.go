@@ -272,8 +272,9 @@ func (e *env) testExternalClusterWide(t *testing.T) {
 	}
 }
 
-// kubectl top formats: CPU in millicores ("125m"), memory in MiB ("64Mi").
-func topCPU(cores float64) string { return fmt.Sprintf("%dm", int64(math.Round(cores*1000))) }
+// kubectl top formats: CPU in millicores rounded up ("31.25m" shows as "32m", as
+// Quantity.MilliValue rounds), memory in whole MiB rounded down ("64Mi").
+func topCPU(cores float64) string { return fmt.Sprintf("%dm", int64(math.Ceil(cores*1000-1e-9))) }
 func topMem(bytes float64) string { return fmt.Sprintf("%dMi", int64(bytes)/(1<<20)) }
 
 func (e *env) testTopNodes(t *testing.T) {

@@ -118,9 +118,11 @@ install_prom2() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package may try to start a service; the tests start their own.
+  # The package may try to start a service; the tests start their own. Stop only that service
+  # (through its init system, which knows its pid), never every process named prometheus: other
+  # test runs on this machine may have theirs running.
   (systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true)
-  pkill -x prometheus 2>/dev/null || true
+  if [[ -x /etc/init.d/prometheus ]]; then (/etc/init.d/prometheus stop >/dev/null 2>&1 || true); fi
 }
 
 install_prom2

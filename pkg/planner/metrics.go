@@ -1,0 +1,109 @@
+package planner
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// plannerMetrics are the planner's series in the apiserver's legacy registry (served on its
+// /metrics). They are process-wide: every Planner adds to the same series.
+type plannerMetrics struct {
+	upstreamQueries  *metrics.CounterVec   // {rule, outcome}
+	upstreamDuration *metrics.HistogramVec // {rule}
+	requests         *metrics.CounterVec   // {result}
+	cacheBytes       *metrics.Gauge
+	resultSamples    *metrics.Histogram
+	queryBytes       *metrics.Histogram
+	longestQuery     *metrics.Gauge
+
+	// The requests_total children, resolved once: the hit path must not look them up.
+	hitRequests, missRequests, coalescedRequests metrics.CounterMetric
+
+	longestMu    sync.Mutex
+	longestBytes int // guarded by longestMu
+}
+
+var (
+	registerOnce  sync.Once
+	sharedMetrics *plannerMetrics
+)
+
+// registeredMetrics creates and registers the planner's metrics on first use.
+func registeredMetrics() *plannerMetrics {
+	registerOnce.Do(func() {
+		m := &plannerMetrics{
+			upstreamQueries: metrics.NewCounterVec(&metrics.CounterOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "upstream_queries_total",
+				Help:           "Queries sent to a Prometheus backend, by rule and outcome (success, or the error cause: unreachable, timeout, bad_query, server, canceled, unsupported_result, other).",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"rule", "outcome"}),
+			upstreamDuration: metrics.NewHistogramVec(&metrics.HistogramOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "upstream_query_duration_seconds",
+				Help:           "Duration of queries sent to a Prometheus backend, in seconds, by rule.",
+				Buckets:        metrics.ExponentialBuckets(0.005, 2, 12), // 5 ms … ~10 s
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"rule"}),
+			requests: metrics.NewCounterVec(&metrics.CounterOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "requests_total",
+				Help:           "Query requests to the planner, by how they were answered: hit (cache), miss (new upstream call) or coalesced (joined a call in flight).",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"result"}),
+			cacheBytes: metrics.NewGauge(&metrics.GaugeOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "cache_bytes",
+				Help:           "Estimated memory held by cached query results, in bytes.",
+				StabilityLevel: metrics.ALPHA,
+			}),
+			resultSamples: metrics.NewHistogram(&metrics.HistogramOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "result_samples",
+				Help:           "Number of samples in successful upstream query results.",
+				Buckets:        metrics.ExponentialBuckets(1, 4, 10), // 1 … 262144
+				StabilityLevel: metrics.ALPHA,
+			}),
+			queryBytes: metrics.NewHistogram(&metrics.HistogramOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "query_bytes",
+				Help:           "Length of queries sent to a Prometheus backend, in bytes of PromQL text.",
+				Buckets:        metrics.ExponentialBuckets(64, 2, 12), // 64 B … 128 KiB
+				StabilityLevel: metrics.ALPHA,
+			}),
+			longestQuery: metrics.NewGauge(&metrics.GaugeOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "longest_query_bytes",
+				Help:           "Length of the longest query sent to a Prometheus backend since the process started, in bytes of PromQL text.",
+				StabilityLevel: metrics.ALPHA,
+			}),
+		}
+		legacyregistry.MustRegister(m.upstreamQueries, m.upstreamDuration, m.requests, m.cacheBytes,
+			m.resultSamples, m.queryBytes, m.longestQuery)
+		m.hitRequests = m.requests.WithLabelValues("hit")
+		m.missRequests = m.requests.WithLabelValues("miss")
+		m.coalescedRequests = m.requests.WithLabelValues("coalesced")
+		sharedMetrics = m
+	})
+	return sharedMetrics
+}
+
+// observeQueryLength records the length of a query sent upstream.
+func (m *plannerMetrics) observeQueryLength(n int) {
+	m.queryBytes.Observe(float64(n))
+	m.longestMu.Lock()
+	if n > m.longestBytes {
+		m.longestBytes = n
+		m.longestQuery.Set(float64(n))
+	}
+	m.longestMu.Unlock()
+}

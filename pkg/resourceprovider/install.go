@@ -1,0 +1,48 @@
+package resourceprovider
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/metrics/pkg/apis/metrics"
+	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
+)
+
+// Scheme holds the metrics.k8s.io types this package serves: the internal version, which the
+// storage returns, and v1beta1, the only version served. Pass it to the OpenAPI definition
+// namer (openapi.NewDefinitionNamer) so the served types carry their group-version-kind.
+//
+// metrics.k8s.io/v1 (k8s.io/metrics' install package registers it too, as preferred) is not
+// registered: clients (kubectl top, the HPA controller) read v1beta1, and an aggregated
+// version is served only with its own APIService.
+var Scheme = runtime.NewScheme()
+
+// Codecs serializes the types of Scheme.
+var Codecs = serializer.NewCodecFactory(Scheme)
+
+func init() {
+	utilruntime.Must(metrics.AddToScheme(Scheme))
+	utilruntime.Must(v1beta1.AddToScheme(Scheme))
+	utilruntime.Must(Scheme.SetVersionPriority(v1beta1.SchemeGroupVersion))
+	// Options (ListOptions, GetOptions) and Status in the unversioned "v1", as the generic
+	// apiserver's handlers expect of every group's scheme.
+	unversioned := schema.GroupVersion{Version: "v1"}
+	metav1.AddToGroupVersion(Scheme, unversioned)
+	Scheme.AddUnversionedTypes(unversioned, &metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
+}
+
+// Install adds metrics.k8s.io/v1beta1 with `nodes` (NodeMetrics) and `pods` (PodMetrics)
+// to s, served by p. The server's OpenAPI definitions must include GetOpenAPIDefinitions'
+// (and the metav1 ones they refer to), or installing fails.
+func Install(s *genericapiserver.GenericAPIServer, p *Provider) error {
+	info := genericapiserver.NewDefaultAPIGroupInfo(metrics.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	info.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = map[string]rest.Storage{
+		"nodes": &nodeStorage{p: p},
+		"pods":  &podStorage{p: p},
+	}
+	return s.InstallAPIGroup(&info)
+}

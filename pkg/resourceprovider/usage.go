@@ -1,0 +1,102 @@
+package resourceprovider
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// sample is one resource's usage of one container or node: the sum of the values of the
+// series that name it, at the earliest of their timestamps. A query that does not aggregate
+// away some label (say, cAdvisor's id) still yields the container's total this way.
+type sample struct {
+	value float64
+	time  time.Time
+	seen  bool
+}
+
+func (s *sample) add(v model.SampleValue, ts model.Time) {
+	t := ts.Time()
+	if !s.seen || t.Before(s.time) {
+		s.time = t
+	}
+	s.value += float64(v)
+	s.seen = true
+}
+
+// usage is the cpu and memory usage of one container or node.
+type usage struct {
+	cpu, memory sample
+}
+
+// leftOut says why an object has no metrics.
+type leftOut struct {
+	reason string
+	// invalid is set when a value exists but is not a usage (NaN, ±Inf, negative): the rule
+	// is wrong rather than the data missing. A get then answers 500 instead of 404.
+	invalid bool
+}
+
+// usageList converts a usage into a ResourceList, in metrics-server's units: cpu in cores
+// with nano-core precision (0.125 → "125m"), memory in whole bytes (never milli-bytes).
+// what names the object for messages ("container \"app\"", "this node").
+func usageList(u *usage, what string) (corev1.ResourceList, time.Time, *leftOut) {
+	cpu, err := cpuQuantity(u.cpu.value)
+	if err != nil {
+		return nil, time.Time{}, &leftOut{reason: fmt.Sprintf("the cpu usage of %s is unusable: %v", what, err), invalid: true}
+	}
+	memory, err := memoryQuantity(u.memory.value)
+	if err != nil {
+		return nil, time.Time{}, &leftOut{reason: fmt.Sprintf("the memory usage of %s is unusable: %v", what, err), invalid: true}
+	}
+	ts := u.cpu.time
+	if u.memory.time.Before(ts) {
+		ts = u.memory.time
+	}
+	return corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}, ts, nil
+}
+
+// cpuQuantity converts a rate in cores into a quantity with nano-core precision, the
+// precision metrics-server reports; its canonical form is as short as the value allows
+// (0.125 → "125m", 2 → "2", 0.000001234 → "1234n").
+func cpuQuantity(cores float64) (resource.Quantity, error) {
+	if err := checkUsage(cores, "cores"); err != nil {
+		return resource.Quantity{}, err
+	}
+	nano := math.Round(cores * 1e9)
+	if nano >= math.MaxInt64 {
+		return resource.Quantity{}, fmt.Errorf("%g cores is too large for a quantity", cores)
+	}
+	return *resource.NewScaledQuantity(int64(nano), resource.Nano), nil
+}
+
+// memoryQuantity converts bytes into a whole-byte quantity in binary SI form ("1Gi" when
+// exact), as metrics-server reports memory. Fractions of a byte (from an average, say) are
+// rounded: a memory quantity is never in milli-bytes.
+func memoryQuantity(bytes float64) (resource.Quantity, error) {
+	if err := checkUsage(bytes, "bytes"); err != nil {
+		return resource.Quantity{}, err
+	}
+	whole := math.Round(bytes)
+	if whole >= math.MaxInt64 {
+		return resource.Quantity{}, fmt.Errorf("%g bytes is too large for a quantity", bytes)
+	}
+	return *resource.NewQuantity(int64(whole), resource.BinarySI), nil
+}
+
+// checkUsage rejects values that are no usage at all; they are errors, never zeros.
+func checkUsage(v float64, unit string) error {
+	switch {
+	case math.IsNaN(v):
+		return fmt.Errorf("the value is NaN (a division by zero in the query?)")
+	case math.IsInf(v, 0):
+		return fmt.Errorf("the value is %v %s (a division by zero in the query?)", v, unit)
+	case v < 0:
+		return fmt.Errorf("the value is negative (%g %s): usage cannot be; does the query subtract or use deriv() instead of rate()?", v, unit)
+	}
+	return nil
+}
