@@ -16,7 +16,8 @@ type objectRef struct {
 }
 
 // leftOutLog logs, at verbosity 4, why a pod or node was left out of a list: once per
-// object (namespace, name and UID) until it is served again, not on every request (HPAs list every 15 s).
+// object (namespace, name and UID) until it is served again, not on every request (HPAs
+// list every 15 s).
 //
 // Entries of objects that no longer exist are pruned when the log has doubled in size since
 // the last pruning, so pod churn cannot grow it without bound.

@@ -71,6 +71,25 @@ func writeTestConfig(t *testing.T, dir string, extra []config.DiscoveryRule) str
 // over [now-30m, now+3h], so instant queries during the run see exactly the formula values.
 func startEnv(t *testing.T, major string, configFile string) *env {
 	t.Helper()
+	return startEnvWith(t, envOptions{Major: major, ConfigFile: configFile})
+}
+
+// envOptions vary an environment.
+type envOptions struct {
+	Major      string
+	ConfigFile string
+	// ScrapeTargets are live exporters Prometheus scrapes every second (in addition to the fixture).
+	ScrapeTargets []string
+	// NoFixture starts Prometheus without backfilled data and creates no fixture objects
+	// (backfilled blocks that reach into the future would make Prometheus reject live samples).
+	NoFixture bool
+	// AdapterArgs are extra promadapter flags.
+	AdapterArgs []string
+}
+
+func startEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	major, configFile := o.Major, o.ConfigFile
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bins, err := testbed.FindBins()
@@ -88,20 +107,23 @@ func startEnv(t *testing.T, major string, configFile string) *env {
 		t.Fatal(err)
 	}
 	e.cluster.Cleanup(t)
-	if err := e.spec.ApplyObjects(ctx, e.cluster.Client); err != nil {
-		t.Fatal(err)
-	}
 	var om bytes.Buffer
-	now := time.Now()
-	if err := e.spec.WriteOpenMetrics(&om, now.Add(-30*time.Minute), now.Add(3*time.Hour), 15*time.Second); err != nil {
-		t.Fatal(err)
+	if !o.NoFixture {
+		if err := e.spec.ApplyObjects(ctx, e.cluster.Client); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if err := e.spec.WriteOpenMetrics(&om, now.Add(-30*time.Minute), now.Add(3*time.Hour), 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e.prom, err = testbed.StartPrometheus(ctx, testbed.PrometheusOptions{Bins: bins, Major: major, Dir: filepath.Join(dir, "prometheus"), OpenMetrics: om.Bytes()})
+	e.prom, err = testbed.StartPrometheus(ctx, testbed.PrometheusOptions{Bins: bins, Major: major, Dir: filepath.Join(dir, "prometheus"),
+		OpenMetrics: om.Bytes(), ScrapeTargets: o.ScrapeTargets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.prom.Cleanup(t)
-	e.adapter, err = e.cluster.StartAdapter(ctx, testbed.AdapterOptions{Bin: adapterBin, PrometheusURL: e.prom.URL, ConfigFile: configFile})
+	e.adapter, err = e.cluster.StartAdapter(ctx, testbed.AdapterOptions{Bin: adapterBin, PrometheusURL: e.prom.URL, ConfigFile: configFile, ExtraArgs: o.AdapterArgs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,3 +174,5 @@ func (e *env) rawErr(path string) error {
 	_, err := e.cluster.Kubectl(ctx, "get", "--raw", path)
 	return err
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
