@@ -56,8 +56,17 @@ type Registry struct {
 	mu       sync.RWMutex
 	custom   map[customKey]entry[CustomMetric]
 	external map[string]entry[ExternalMetric]
-	// byMetric indexes custom metrics by name for "what is served for this resource" messages.
 	ready bool
+	// failing holds the last discovery error of each failing rule, so "not found" answers can
+	// say that discovery itself is broken (e.g. Prometheus unreachable) instead of just "no metric".
+	failing []string
+}
+
+// Failing returns the current discovery errors, one per failing rule.
+func (r *Registry) Failing() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]string(nil), r.failing...)
 }
 
 // NewRegistry returns an empty registry.
@@ -216,7 +225,7 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 			external[k] = e
 		}
 	}
-	r.custom, r.external, r.ready = custom, external, true
+	r.custom, r.external, r.ready, r.failing = custom, external, true, errs
 	r.mu.Unlock()
 
 	metricDiscoveryDuration.Observe(time.Since(started).Seconds())

@@ -51,10 +51,7 @@ func (c *Custom) lookup(info cmprovider.CustomMetricInfo) (discovery.CustomMetri
 	} else {
 		msg += fmt.Sprintf("; served for it: %s", truncatedList(served, 20))
 	}
-	if !c.Registry.Ready() {
-		msg += " (discovery has not completed yet)"
-	}
-	return m, notFound(msg)
+	return m, notFound(msg + discoveryState(c.Registry))
 }
 
 // GetMetricByName implements CustomMetricsProvider.
@@ -167,6 +164,17 @@ func (c *Custom) metricValue(info cmprovider.CustomMetricInfo, namespace, name s
 		}
 	}
 	return v, nil
+}
+
+// discoveryState explains, for a "not found" answer, whether discovery itself is the problem.
+func discoveryState(r *discovery.Registry) string {
+	if !r.Ready() {
+		return " (discovery has not completed yet)"
+	}
+	if f := r.Failing(); len(f) > 0 {
+		return fmt.Sprintf(" (discovery is failing for %d rule(s); first: %s)", len(f), f[0])
+	}
+	return ""
 }
 
 func ruleLabel(r *naming.Rule) string { return fmt.Sprintf("%s/%d", r.Kind, r.Index) }

@@ -44,7 +44,7 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 		} else {
 			msg += "; no external metric is served: check externalRules and that their seriesQuery matches series"
 		}
-		return nil, notFound(msg)
+		return nil, notFound(msg + discoveryState(e.Registry))
 	}
 	promql, err := m.Rule.RenderExternalQuery(m.Series, namespace, metricSelector)
 	if err != nil {

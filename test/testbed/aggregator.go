@@ -117,9 +117,22 @@ func (c *Cluster) WaitAPIServicesAvailable(ctx context.Context, names ...string)
 		expectation: "condition Available=True on each (inspect with `kubectl --kubeconfig=" + c.Kubeconfig + " get apiservice -o yaml`)",
 		timeout:     defaultAPIServiceTimeout,
 	}.wait(ctx, func(ctx context.Context) (bool, string) {
+		list, err := c.Dynamic.Resource(apiServiceResource).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "cannot list APIServices: " + err.Error()
+		}
+		byName := map[string]map[string]any{}
+		for _, item := range list.Items {
+			byName[item.GetName()] = item.Object
+		}
 		var notAvailable []string
 		for _, name := range names {
-			if state, ok := c.apiServiceAvailability(ctx, name); !ok {
+			obj, found := byName[name]
+			if !found {
+				notAvailable = append(notAvailable, name+": does not exist")
+				continue
+			}
+			if state, ok := apiServiceAvailability(obj); !ok {
 				notAvailable = append(notAvailable, name+": "+state)
 			}
 		}
@@ -128,14 +141,10 @@ func (c *Cluster) WaitAPIServicesAvailable(ctx context.Context, names ...string)
 	})
 }
 
-// apiServiceAvailability reports whether the APIService has Available=True and otherwise describes
+// apiServiceAvailability reports whether an APIService has Available=True and otherwise describes
 // its Available condition.
-func (c *Cluster) apiServiceAvailability(ctx context.Context, name string) (string, bool) {
-	obj, err := c.Dynamic.Resource(apiServiceResource).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return "cannot get it: " + err.Error(), false
-	}
-	conditions, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+func apiServiceAvailability(apiService map[string]any) (string, bool) {
+	conditions, _, _ := unstructured.NestedSlice(apiService, "status", "conditions")
 	for _, raw := range conditions {
 		condition, _ := raw.(map[string]any)
 		if condition["type"] != "Available" {

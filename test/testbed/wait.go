@@ -35,6 +35,7 @@ func (r readiness) wait(ctx context.Context, check func(ctx context.Context) (re
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	var processDone <-chan struct{}
 	if r.process != nil {
 		processDone = r.process.Done()
@@ -49,7 +50,8 @@ func (r readiness) wait(ctx context.Context, check func(ctx context.Context) (re
 			return nil
 		}
 		// A check cut short by the deadline only saw the deadline; keep what the one before saw.
-		if ctx.Err() == nil || observed == nothingChecked {
+		// (The deadline can pass a moment before ctx reports it.)
+		if time.Now().Before(deadline) || observed == nothingChecked {
 			observed = seen
 		}
 		select {

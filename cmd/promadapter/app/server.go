@@ -89,11 +89,20 @@ func Run(ctx context.Context, o *options.Options) error {
 	}
 
 	var resources *resourceprovider.Provider
+	var readyChecks []healthz.HealthChecker
 	if o.EnableResourceMetrics && cfg.ResourceRules != nil {
 		inf, err := o.Adapter.Informers()
 		if err != nil {
 			return err
 		}
+		pods, nodes := inf.Core().V1().Pods().Informer(), inf.Core().V1().Nodes().Informer()
+		// metrics.k8s.io answers from these caches: before they sync it would report no pods.
+		readyChecks = append(readyChecks, healthz.NamedCheck("promadapter-pod-node-cache", func(*http.Request) error {
+			if !pods.HasSynced() || !nodes.HasSynced() {
+				return errors.New("the pod and node caches have not synced")
+			}
+			return nil
+		}))
 		resources, err = resourceprovider.New(cfg.ResourceRules, plan, backend,
 			inf.Core().V1().Pods().Lister(), inf.Core().V1().Nodes().Lister(), mapper)
 		if err != nil {
@@ -110,12 +119,13 @@ func Run(ctx context.Context, o *options.Options) error {
 			return fmt.Errorf("installing metrics.k8s.io: %w", err)
 		}
 	}
-	if err := srv.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("promadapter-discovery", func(*http.Request) error {
+	readyChecks = append(readyChecks, healthz.NamedCheck("promadapter-discovery", func(*http.Request) error {
 		if !registry.Ready() {
 			return errors.New("the first metric discovery has not completed")
 		}
 		return nil
-	})); err != nil {
+	}))
+	if err := srv.GenericAPIServer.AddReadyzChecks(readyChecks...); err != nil {
 		return err
 	}
 
