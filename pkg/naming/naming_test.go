@@ -205,3 +205,49 @@ func TestTemplateIgnoresPrometheusTargetLabels(t *testing.T) {
 		}
 	}
 }
+
+// prometheus-adapter's walkthrough rules load unchanged and serve the metric names its users
+// already have in their HPAs, with queries in the shape they expect.
+func TestPrometheusAdapterWalkthroughRules(t *testing.T) {
+	cfg, err := config.Load("../config/testdata/prometheus-adapter-walkthrough.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := CompileRules(KindCustom, cfg.Rules, cfg.Source, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		series, metric, namespaceLabel, podLabel string
+		wantQuery                                string
+	}{
+		{"http_requests_total", "http_requests_per_second", "kubernetes_namespace", "kubernetes_pod_name",
+			`sum(rate(http_requests_total{kubernetes_namespace!="",kubernetes_pod_name!="",kubernetes_namespace="shop",kubernetes_pod_name!=""}[2m])) by (kubernetes_pod_name)`},
+		{"container_cpu_usage_seconds_total", "cpu_usage", "namespace", "pod",
+			`sum(rate(container_cpu_usage_seconds_total{container!="POD",namespace!="",pod!="",namespace="shop",pod!="",container!="POD"}[2m])) by (pod)`},
+	}
+	for _, c := range cases {
+		var served *Rule
+		for _, r := range rules {
+			if name, ok := r.MetricName(c.series); ok && name == c.metric {
+				served = r
+			}
+		}
+		if served == nil {
+			t.Fatalf("no walkthrough rule serves %s as %s", c.series, c.metric)
+		}
+		if got := served.Resources.NamespaceLabel(); got != c.namespaceLabel {
+			t.Errorf("%s: namespace label %q, want %q", c.metric, got, c.namespaceLabel)
+		}
+		if got, _ := served.Resources.LabelForResource(pods); got != c.podLabel {
+			t.Errorf("%s: pod label %q, want %q", c.metric, got, c.podLabel)
+		}
+		q, err := served.RenderObjectQuery(ObjectQuery{Series: c.series, Resource: pods, Namespace: "shop", Names: []string{"a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.PromQL != c.wantQuery {
+			t.Errorf("%s query:\n got %s\nwant %s", c.metric, q.PromQL, c.wantQuery)
+		}
+	}
+}
