@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"k8s.io/component-base/cli"
@@ -11,5 +12,9 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Run(app.NewCommand()))
+	if err := cli.RunNoErrOutput(app.NewCommand()); err != nil {
+		// One plain line per problem: no log decoration, no stack trace.
+		fmt.Fprintf(os.Stderr, "promadapter: %v\n", err)
+		os.Exit(1)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	"github.com/promadapter/promadapter/pkg/naming"
+	"github.com/promadapter/promadapter/pkg/promclient"
 )
 
 // Lister is what discovery needs of a backend (pkg/promclient.*Client satisfies it).
@@ -261,10 +262,15 @@ func (d *Discoverer) record(rule *naming.Rule, err error) {
 	prev, wasFailing := d.ruleFailed[rule.ID]
 	if err != nil {
 		metricRuleErrors.WithLabelValues(string(rule.Kind), fmt.Sprint(rule.Index)).Inc()
-		if !wasFailing || prev != err.Error() {
+		// Backend errors embed request URLs with time bounds, so compare their cause, not their text.
+		sig := err.Error()
+		if c := promclient.CauseOf(err); c != "" {
+			sig = string(c)
+		}
+		if !wasFailing || prev != sig {
 			klog.ErrorS(err, "discovery failed for a rule; its metrics stay as last seen until --metrics-max-age", "rule", rule.ID, "seriesQuery", rule.SeriesQuery)
 		}
-		d.ruleFailed[rule.ID] = err.Error()
+		d.ruleFailed[rule.ID] = sig
 		return
 	}
 	if wasFailing {
