@@ -143,7 +143,7 @@ func TestRenderExternalQuery(t *testing.T) {
 		{"notin, exists and not-exists", true, "a", parse("queue notin (x,y),tier,!canary"),
 			`sum(queue_messages_ready{namespace="a",canary="",queue!~"x|y",tier!=""}) by (queue)`},
 		{"a cluster-wide rule with no selector still renders valid matchers", false, "", labels.Everything(),
-			`sum(queue_messages_ready{__name__="queue_messages_ready"}) by (queue)`},
+			`sum(queue_messages_ready{}) by (queue)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

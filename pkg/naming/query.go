@@ -23,7 +23,8 @@ import (
 type QueryData struct {
 	// Series is the series (metric) name.
 	Series string
-	// LabelMatchers is a comma-separated list of escaped PromQL matchers; never empty.
+	// LabelMatchers is a comma-separated list of escaped PromQL matchers. It is never empty for
+	// custom and resource queries; for a cluster-wide external rule without a selector it is.
 	LabelMatchers string
 	// GroupBy is a comma-separated list of label names to aggregate by; may be empty.
 	GroupBy string

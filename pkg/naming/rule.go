@@ -231,11 +231,10 @@ func (r *Rule) RenderExternalQuery(series, namespace string, selector labels.Sel
 	if err != nil {
 		return "", err
 	}
+	// With no matchers at all (a cluster-wide rule, no selector) LabelMatchers is empty, so
+	// `<<.Series>>{<<.LabelMatchers>>}` renders `name{}`, which is valid PromQL; a placeholder
+	// __name__ matcher would not be ("metric name must not be set twice").
 	ms = append(ms, sel...)
-	if len(ms) == 0 {
-		// Keep {<<.LabelMatchers>>} valid PromQL with a matcher every series satisfies.
-		ms = append(ms, Matcher{promlabels.MetricName, OpEqual, series})
-	}
 	groupStr := ""
 	for i, g := range groupBy {
 		if i > 0 {

@@ -54,6 +54,7 @@ func TestAPIs(t *testing.T) {
 			t.Run("unknown metric is a 404 naming what is served", e.testUnknownMetric)
 			t.Run("external queue depth, namespaced and escaped", e.testExternalQueue)
 			t.Run("external cluster-wide rule answers from any namespace", e.testExternalClusterWide)
+			t.Run("the default cluster-wide external rule with and without a selector", e.testExternalDefaultRule)
 			t.Run("kubectl top nodes", e.testTopNodes)
 			t.Run("kubectl top pods -A --containers", e.testTopPods)
 		})
@@ -269,6 +270,33 @@ func (e *env) testExternalClusterWide(t *testing.T) {
 		if len(list.Items) != 1 || !near(list.Items[0].Value, want) {
 			t.Errorf("from %s: got %+v, want %v", ns, list.Items, want)
 		}
+	}
+}
+
+func (e *env) testExternalDefaultRule(t *testing.T) {
+	want := map[string]float64{}
+	for _, d := range e.spec.Deployments() {
+		want[d.Namespace+"/"+d.Name] = float64(d.Replicas)
+	}
+	var all metricValueList
+	e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/kube_deployment_spec_replicas", &all)
+	if len(all.Items) != len(want) {
+		t.Fatalf("got %d series, want one per deployment (%d)", len(all.Items), len(want))
+	}
+	var one metricValueList
+	d := e.spec.Deployments()[0]
+	e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/kube-system/kube_deployment_spec_replicas?labelSelector="+
+		url.QueryEscape("namespace="+d.Namespace+",deployment="+d.Name), &one)
+	for _, list := range []metricValueList{all, one} {
+		for _, it := range list.Items {
+			k := it.MetricLabels["namespace"] + "/" + it.MetricLabels["deployment"]
+			if w, ok := want[k]; !ok || !near(it.Value, w) {
+				t.Errorf("%s: got %s, want %v", k, it.Value.String(), w)
+			}
+		}
+	}
+	if len(one.Items) != 1 {
+		t.Errorf("a selector for one deployment gave %d series", len(one.Items))
 	}
 }
 
