@@ -57,6 +57,8 @@ func TestAPIs(t *testing.T) {
 			t.Run("the default cluster-wide external rule with and without a selector", e.testExternalDefaultRule)
 			t.Run("kubectl top nodes", e.testTopNodes)
 			t.Run("kubectl top pods -A --containers", e.testTopPods)
+			t.Run("kubectl top equals metrics-server's formula on the same counters", e.testMetricsServerFormula)
+			t.Run("kubectl top pods -n -l --sort-by", e.testTopFlags)
 		})
 	}
 }

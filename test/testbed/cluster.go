@@ -34,8 +34,9 @@ const defaultStartTimeout = 90 * time.Second
 type ClusterOptions struct {
 	// Bins are the binaries to run; when Bins.KubeAPIServer is empty, FindBins is called.
 	Bins Bins
-	// Dir holds the cluster's certificates, kubeconfig, etcd data and logs. When empty a temporary
-	// directory is created, and Stop removes it (Cleanup keeps it when the test failed).
+	// Dir holds the cluster's certificates, kubeconfig, etcd data and logs; it should be new or
+	// empty (t.TempDir() is a good choice). When empty a temporary directory is created, and Stop
+	// removes it (Cleanup keeps it when the test failed).
 	Dir string
 	// ExtraAPIServerArgs are appended to kube-apiserver's command line (a repeated flag wins).
 	ExtraAPIServerArgs []string

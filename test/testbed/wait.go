@@ -19,7 +19,7 @@ type readiness struct {
 	component string
 	// expectation says what counts as ready, e.g. "GET https://127.0.0.1:6443/readyz to answer 200 ok".
 	expectation string
-	// timeout bounds the wait in addition to the context's deadline.
+	// timeout bounds the wait in addition to the context's deadline; defaultStartTimeout when zero.
 	timeout time.Duration
 	// process, when set, ends the wait early if it exits, and its log is quoted in errors.
 	process *Process
@@ -29,6 +29,9 @@ type readiness struct {
 // timeout passes or the process exits. check returns whether the component is ready and, if not, a
 // short description of what it saw instead; the last description is quoted in the error.
 func (r readiness) wait(ctx context.Context, check func(ctx context.Context) (ready bool, observed string)) error {
+	if r.timeout <= 0 {
+		r.timeout = defaultStartTimeout
+	}
 	limit := r.timeout
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < limit {
 		limit = time.Until(deadline).Round(time.Millisecond)
