@@ -24,7 +24,7 @@ deps:
 
 # End-to-end: real etcd + kube-apiserver (+ kube-controller-manager), real Prometheus 2.x and 3.x, real kubectl.
 test-e2e: build deps
-	PROMADAPTER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -tags e2e -timeout 40m $(E2E_FLAGS) ./test/...
+	PROMADAPTER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -tags e2e -timeout 45m $(E2E_FLAGS) ./test/...
 
 # A local demo cluster with Prometheus (sample data) and the adapter on its embedded default config.
 demo: build deps
