@@ -57,7 +57,7 @@ type Registry struct {
 	mu       sync.RWMutex
 	custom   map[customKey]entry[CustomMetric]
 	external map[string]entry[ExternalMetric]
-	ready bool
+	ready    bool
 	// failing holds the last discovery error of each failing rule, so "not found" answers can
 	// say that discovery itself is broken (e.g. Prometheus unreachable) instead of just "no metric".
 	failing []string

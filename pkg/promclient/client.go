@@ -6,6 +6,7 @@ package promclient
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,7 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("prometheus URL %q is not an absolute http(s) URL: set --prometheus-url to e.g. http://prometheus-k8s.monitoring.svc:9090", opts.URL)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("prometheus URL %q has scheme %q: only http and https are supported", opts.URL, u.Scheme)
+		return nil, fmt.Errorf("prometheus URL %q has scheme %q: only http and https are supported; fix --prometheus-url", opts.URL, u.Scheme)
 	}
 	verb := strings.ToUpper(opts.Verb)
 	if verb == "" {
@@ -168,8 +169,8 @@ func (e *Error) Unwrap() error { return e.Err }
 func (c *Client) wrap(op string, err error) error {
 	e := &Error{Cause: CauseServer, URL: c.url, Op: op, Err: err}
 	var apiErr *v1.Error
+	var urlErr *url.Error
 	var netErr net.Error
-	var opErr *net.OpError
 	switch {
 	case errors.Is(err, context.Canceled):
 		e.Cause = CauseCanceled
@@ -181,16 +182,26 @@ func (c *Client) wrap(op string, err error) error {
 			e.Cause = CauseBadQuery
 		case v1.ErrTimeout, v1.ErrCanceled:
 			e.Cause = CauseTimeout
-		case v1.ErrClient:
-			// The client_golang API folds transport errors into ErrClient.
-			if errors.As(err, &opErr) || strings.Contains(apiErr.Msg, "connection refused") || strings.Contains(apiErr.Msg, "no such host") {
-				e.Cause = CauseUnreachable
+		case v1.ErrServer:
+			// The client library decodes error bodies only for 400/422; Prometheus answers its
+			// own query timeouts with 503 and {"errorType":"timeout","error":"…"}.
+			var body struct {
+				ErrorType string `json:"errorType"`
+				Error     string `json:"error"`
+			}
+			if json.Unmarshal([]byte(apiErr.Detail), &body) == nil && body.Error != "" {
+				e.Err = fmt.Errorf("%s: %s", body.ErrorType, body.Error)
+				if body.ErrorType == string(v1.ErrTimeout) || body.ErrorType == string(v1.ErrCanceled) {
+					e.Cause = CauseTimeout
+				}
 			}
 		}
-	case errors.As(err, &opErr):
-		e.Cause = CauseUnreachable
 	case errors.As(err, &netErr) && netErr.Timeout():
 		e.Cause = CauseTimeout
+	case errors.As(err, &urlErr):
+		// Transport failures (connection refused, DNS, TLS handshake and certificate errors)
+		// arrive as *url.Error: the server could not be talked to at all.
+		e.Cause = CauseUnreachable
 	}
 	return e
 }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -24,6 +25,14 @@ func Quantity(v float64) (*resource.Quantity, error) {
 	if v == math.Trunc(v) && math.Abs(v) < 1<<62 {
 		return resource.NewQuantity(int64(v), resource.DecimalSI), nil
 	}
+	if milli := v * 1000; math.Abs(milli) < 1<<52 && math.Abs(milli-math.Round(milli)) < 1e-6 {
+		return resource.NewMilliQuantity(int64(math.Round(milli)), resource.DecimalSI), nil
+	}
+	if nano := v * 1e9; math.Abs(v) < 1 && math.Abs(nano) < 1<<62 {
+		// Below milli precision (e.g. a 0.04 % error ratio) keep nano precision rather than
+		// rounding a non-zero value to zero.
+		return resource.NewScaledQuantity(int64(math.Round(nano)), resource.Nano), nil
+	}
 	if math.Abs(v) < 1<<52 {
 		return resource.NewMilliQuantity(int64(math.Round(v*1000)), resource.DecimalSI), nil
 	}
@@ -46,6 +55,9 @@ func BackendError(what string, err error) error {
 		return err
 	}
 	msg := fmt.Sprintf("%s: %v", what, err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return apierrors.NewServiceUnavailable(msg)
+	}
 	switch promclient.CauseOf(err) {
 	case promclient.CauseUnreachable, promclient.CauseTimeout, promclient.CauseCanceled:
 		return apierrors.NewServiceUnavailable(msg)

@@ -107,8 +107,17 @@ func (o *Options) Validate() []error {
 		errs = append(errs, fmt.Errorf("--prometheus-verb=%q: must be GET or POST", o.PrometheusVerb))
 	}
 	for _, h := range o.PrometheusHeaders {
-		if k, _, ok := strings.Cut(h, "="); !ok || strings.TrimSpace(k) == "" {
+		k, _, ok := strings.Cut(h, "=")
+		k = strings.TrimSpace(k)
+		_, reserved := config.ReservedHeaders[http.CanonicalHeaderKey(k)]
+		switch {
+		case !ok:
 			errs = append(errs, fmt.Errorf("--prometheus-header=%q: must be name=value", h))
+		case k == "":
+			// The value may be a secret: do not echo it.
+			errs = append(errs, fmt.Errorf("--prometheus-header has an empty name: must be name=value"))
+		case reserved:
+			errs = append(errs, fmt.Errorf("--prometheus-header=%s=…: this header is managed by the HTTP client; use --prometheus-token-file for Authorization", http.CanonicalHeaderKey(k)))
 		}
 	}
 	if (o.PrometheusClientCertFile == "") != (o.PrometheusClientKeyFile == "") {
@@ -168,15 +177,17 @@ func (o *Options) PrometheusOptions() (promclient.Options, error) {
 			return promclient.Options{}, fmt.Errorf("--prometheus-auth-config=%s: %w", o.PrometheusAuthConfig, err)
 		}
 	}
+	// Explicit flags win over what a kubeconfig carried (inline data included).
 	if o.PrometheusCAFile != "" {
-		hc.TLSConfig.CAFile = o.PrometheusCAFile
+		hc.TLSConfig.CAFile, hc.TLSConfig.CA = o.PrometheusCAFile, ""
 	}
 	if o.PrometheusClientCertFile != "" {
-		hc.TLSConfig.CertFile = o.PrometheusClientCertFile
-		hc.TLSConfig.KeyFile = o.PrometheusClientKeyFile
+		hc.TLSConfig.CertFile, hc.TLSConfig.Cert = o.PrometheusClientCertFile, ""
+		hc.TLSConfig.KeyFile, hc.TLSConfig.Key = o.PrometheusClientKeyFile, ""
 	}
 	if o.PrometheusTokenFile != "" {
 		hc.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: o.PrometheusTokenFile}
+		hc.BasicAuth = nil
 	}
 	if len(o.PrometheusHeaders) > 0 {
 		hc.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}

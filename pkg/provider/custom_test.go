@@ -1,0 +1,480 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/metrics/pkg/apis/custom_metrics"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/promadapter/promadapter/pkg/config"
+	"github.com/promadapter/promadapter/pkg/promclient"
+)
+
+// value is a MetricValue flattened into comparable, written-out fields.
+type value struct {
+	kind, apiVersion, namespace, name string
+	metric, selector                  string
+	quantity                          string
+	at                                time.Time
+}
+
+func flatten(v custom_metrics.MetricValue) value {
+	sel := ""
+	if v.Metric.Selector != nil {
+		s, err := metav1.LabelSelectorAsSelector(v.Metric.Selector)
+		if err != nil {
+			sel = "invalid: " + err.Error()
+		} else {
+			sel = s.String()
+		}
+	}
+	return value{
+		kind: v.DescribedObject.Kind, apiVersion: v.DescribedObject.APIVersion,
+		namespace: v.DescribedObject.Namespace, name: v.DescribedObject.Name,
+		metric: v.Metric.Name, selector: sel, quantity: v.Value.String(), at: v.Timestamp.Time.UTC(),
+	}
+}
+
+func pod(ns, name, metric, quantity string) value {
+	return value{kind: "Pod", apiVersion: "/v1", namespace: ns, name: name, metric: metric, quantity: quantity, at: sampleTime.UTC()}
+}
+
+func mustSelector(t *testing.T, s string) labels.Selector {
+	t.Helper()
+	sel, err := labels.Parse(s)
+	if err != nil {
+		t.Fatalf("labels.Parse(%q): %v", s, err)
+	}
+	return sel
+}
+
+// errorCheck describes an expected API error: its HTTP code and parts of its message.
+type errorCheck struct {
+	code int32
+	msg  []string
+}
+
+func checkAPIError(t *testing.T, err error, want *errorCheck) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("no error, want HTTP %d with %q", want.code, want.msg)
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		t.Fatalf("error %T %v is not an API status", err, err)
+	}
+	if got := status.Status().Code; got != want.code {
+		t.Errorf("status code = %d, want %d (%v)", got, want.code, err)
+	}
+	for _, m := range want.msg {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not contain %q", err, m)
+		}
+	}
+}
+
+var customRules = []config.DiscoveryRule{appCounterRule, queueDepthRule}
+
+const podRequestsQuery = `sum(rate(http_requests_total{namespace!="",namespace="shop",pod!=""}[2m])) by (pod)`
+
+func TestGetMetricBySelector(t *testing.T) {
+	requestsPods := cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "http_requests_per_second", Namespaced: true}
+	cases := []struct {
+		name           string
+		info           cmprovider.CustomMetricInfo
+		namespace      string
+		selector       string
+		metricSelector string
+		answer         func(string) (int, string)
+		objects        *fakeObjects
+		queryURL       string // empty: the fake Prometheus
+		timeout        time.Duration
+		wantQueries    []string
+		want           []value
+		wantErr        *errorCheck
+	}{
+		{
+			name:      "the namespace-wide result is filtered to the selected pods, with exact values and the sample time",
+			info:      requestsPods,
+			namespace: "shop",
+			selector:  "app=web",
+			answer: vectorAnswer(
+				sample{value: "0.25", labels: []string{"pod", "web-1"}},
+				sample{value: "3", labels: []string{"pod", "web-2"}},
+				sample{value: "7", labels: []string{"pod", "db-1"}},    // not selected
+				sample{value: "1", labels: []string{"pod", "ghost-1"}}, // no such pod
+			),
+			wantQueries: []string{podRequestsQuery},
+			want: []value{
+				pod("shop", "web-1", "http_requests_per_second", "250m"),
+				pod("shop", "web-2", "http_requests_per_second", "3"),
+			},
+		},
+		{
+			name:           "a metric selector becomes a label matcher and is echoed in the metric identifier",
+			info:           requestsPods,
+			namespace:      "shop",
+			selector:       "app=web",
+			metricSelector: "code=500",
+			answer:         vectorAnswer(sample{value: "0.125", labels: []string{"pod", "web-3"}}),
+			wantQueries:    []string{`sum(rate(http_requests_total{namespace!="",namespace="shop",pod!="",code="500"}[2m])) by (pod)`},
+			want: []value{
+				{kind: "Pod", apiVersion: "/v1", namespace: "shop", name: "web-3", metric: "http_requests_per_second", selector: "code=500", quantity: "125m", at: sampleTime.UTC()},
+			},
+		},
+		{
+			name:           "a metric selector naming another namespace cannot widen the query",
+			info:           requestsPods,
+			namespace:      "shop",
+			selector:       "app=web",
+			metricSelector: "namespace=batch",
+			answer:         vectorAnswer(),
+			wantQueries:    []string{`sum(rate(http_requests_total{namespace!="",namespace="shop",pod!="",namespace="batch"}[2m])) by (pod)`},
+			wantErr:        &errorCheck{404, []string{"has no value for any of the 3 pods"}},
+		},
+		{
+			name:        "services are matched by the service label",
+			info:        cmprovider.CustomMetricInfo{GroupResource: servicesResource, Metric: "http_requests_per_second", Namespaced: true},
+			namespace:   "shop",
+			selector:    "",
+			answer:      vectorAnswer(sample{value: "12.5", labels: []string{"service", "web"}}),
+			wantQueries: []string{`sum(rate(http_requests_total{namespace!="",namespace="shop",service!=""}[2m])) by (service)`},
+			want: []value{
+				{kind: "Service", apiVersion: "/v1", namespace: "shop", name: "web", metric: "http_requests_per_second", quantity: "12500m", at: sampleTime.UTC()},
+			},
+		},
+		{
+			name:      "namespaces are cluster-scoped and matched by the namespace label",
+			info:      cmprovider.CustomMetricInfo{GroupResource: namespacesResource, Metric: "http_requests_per_second", Namespaced: false},
+			namespace: "",
+			selector:  "",
+			answer: vectorAnswer(
+				sample{value: "1073741824", labels: []string{"namespace", "shop"}},
+				sample{value: "0", labels: []string{"namespace", "batch"}},
+			),
+			wantQueries: []string{`sum(rate(http_requests_total{namespace!="",namespace!=""}[2m])) by (namespace)`},
+			want: []value{
+				{kind: "Namespace", apiVersion: "/v1", name: "batch", metric: "http_requests_per_second", quantity: "0", at: sampleTime.UTC()},
+				{kind: "Namespace", apiVersion: "/v1", name: "shop", metric: "http_requests_per_second", quantity: "1073741824", at: sampleTime.UTC()},
+			},
+		},
+		{
+			name:        "a template that does not group names the selected objects in the query",
+			info:        cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "queue_depth", Namespaced: true},
+			namespace:   "shop",
+			selector:    "app=db",
+			answer:      vectorAnswer(sample{value: "42"}),
+			wantQueries: []string{`max(queue_depth{namespace!="",namespace="shop",pod=~"db-1"})`},
+			want:        []value{pod("shop", "db-1", "queue_depth", "42")},
+		},
+		{
+			name:        "no selected pod has a series: 404 saying so",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      vectorAnswer(sample{value: "7", labels: []string{"pod", "db-1"}}),
+			wantQueries: []string{podRequestsQuery},
+			wantErr: &errorCheck{404, []string{`metric "http_requests_per_second" has no value for any of the 3 pods matching selector "app=web" in namespace "shop"`,
+				"the query matched no series"}},
+		},
+		{
+			name:      "no pod matches the selector: an empty list and no query",
+			info:      requestsPods,
+			namespace: "shop",
+			selector:  "app=none",
+			answer:    vectorAnswer(sample{value: "7", labels: []string{"pod", "db-1"}}),
+			want:      []value{},
+		},
+		{
+			name:        "a NaN value is an internal error saying NaN, never a zero",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      vectorAnswer(sample{value: "1", labels: []string{"pod", "web-1"}}, sample{value: "NaN", labels: []string{"pod", "web-2"}}),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{500, []string{`metric "http_requests_per_second" of pods shop/web-2`, "the value is NaN"}},
+		},
+		{
+			name:        "an infinite value is an internal error",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      vectorAnswer(sample{value: "+Inf", labels: []string{"pod", "web-1"}}),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{500, []string{"the value is +Inf"}},
+		},
+		{
+			name:        "a query Prometheus rejects is an internal error naming the rule",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      fixedAnswer(400, badDataBody),
+			wantQueries: []string{podRequestsQuery},
+			wantErr: &errorCheck{500, []string{`querying metric "http_requests_per_second" (rule custom/0 (test.yaml:0))`,
+				"rejected the query", "parse error: unexpected character", "fix the rule's query template"}},
+		},
+		{
+			name:        "a Prometheus answering 500 is an internal error",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      fixedAnswer(500, "internal"),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{500, []string{"server error: 500"}},
+		},
+		{
+			name:      "an unreachable Prometheus is 503",
+			info:      requestsPods,
+			namespace: "shop",
+			selector:  "app=web",
+			queryURL:  "closed",
+			wantErr:   &errorCheck{503, []string{`querying metric "http_requests_per_second"`, "cannot reach Prometheus", "check --prometheus-url"}},
+		},
+		{
+			name:        "a Prometheus slower than the timeout is 503",
+			info:        requestsPods,
+			namespace:   "shop",
+			selector:    "app=web",
+			answer:      slowAnswer(time.Second),
+			timeout:     100 * time.Millisecond,
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{503, []string{"timed out"}},
+		},
+		{
+			name:      "a failing object lister is 503",
+			info:      requestsPods,
+			namespace: "shop",
+			selector:  "app=web",
+			objects:   &fakeObjects{err: errors.New("the cache of pods objects did not sync")},
+			wantErr:   &errorCheck{503, []string{`listing pods for selector "app=web"`, "did not sync"}},
+		},
+		{
+			name:      "an unknown metric is 404 listing the metrics served for the resource",
+			info:      cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "nope_per_second", Namespaced: true},
+			namespace: "shop",
+			selector:  "app=web",
+			wantErr:   &errorCheck{404, []string{`metric "nope_per_second" is not served for pods; served for it: http_requests_per_second, jobs_done_per_second, queue_depth`}},
+		},
+		{
+			name:      "a resource no metric is served for is 404 saying so",
+			info:      cmprovider.CustomMetricInfo{GroupResource: nodesResource, Metric: "http_requests_per_second"},
+			namespace: "",
+			selector:  "",
+			wantErr: &errorCheck{404, []string{`metric "http_requests_per_second" is not served for nodes; no metric is served for this resource`,
+				"check that a rule's seriesQuery matches series carrying a label that names it"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			queryURL := tc.queryURL
+			if queryURL == "closed" {
+				queryURL = closedURL(t)
+			}
+			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, objects: tc.objects, queryURL: queryURL, timeout: tc.timeout})
+			e.prom.setAnswer(tc.answer)
+			var metricSelector labels.Selector = labels.Everything()
+			if tc.metricSelector != "" {
+				metricSelector = mustSelector(t, tc.metricSelector)
+			}
+			list, err := e.custom.GetMetricBySelector(context.Background(), tc.namespace, mustSelector(t, tc.selector), tc.info, metricSelector)
+			checkAPIError(t, err, tc.wantErr)
+			if got := e.prom.takeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
+			}
+			if tc.wantErr != nil {
+				return
+			}
+			got := []value{}
+			for _, item := range list.Items {
+				got = append(got, flatten(item))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("values =\n%+v\nwant\n%+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGetMetricByName(t *testing.T) {
+	requestsPods := cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "http_requests_per_second", Namespaced: true}
+	cases := []struct {
+		name        string
+		object      types.NamespacedName
+		info        cmprovider.CustomMetricInfo
+		answer      func(string) (int, string)
+		queryURL    string
+		wantQueries []string
+		want        value
+		wantErr     *errorCheck
+	}{
+		{
+			name:   "one pod gets its value and the sample time from the namespace-wide query",
+			object: types.NamespacedName{Namespace: "shop", Name: "web-2"},
+			info:   requestsPods,
+			answer: vectorAnswer(
+				sample{value: "0.25", labels: []string{"pod", "web-1"}},
+				sample{value: "2.9999999999", labels: []string{"pod", "web-2"}},
+			),
+			wantQueries: []string{podRequestsQuery},
+			want:        pod("shop", "web-2", "http_requests_per_second", "3"),
+		},
+		{
+			name:        "a template that does not group takes the one unlabelled value for the pod named",
+			object:      types.NamespacedName{Namespace: "shop", Name: "web-1"},
+			info:        cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "queue_depth", Namespaced: true},
+			answer:      vectorAnswer(sample{value: "42"}),
+			wantQueries: []string{`max(queue_depth{namespace!="",namespace="shop",pod=~"web-1"})`},
+			want:        pod("shop", "web-1", "queue_depth", "42"),
+		},
+		{
+			name:        "a namespace is asked for without a namespace matcher",
+			object:      types.NamespacedName{Name: "shop"},
+			info:        cmprovider.CustomMetricInfo{GroupResource: namespacesResource, Metric: "jobs_done_per_second"},
+			answer:      vectorAnswer(sample{value: "0.5", labels: []string{"namespace", "shop"}}),
+			wantQueries: []string{`sum(rate(jobs_done_total{namespace!="",namespace!=""}[2m])) by (namespace)`},
+			want:        value{kind: "Namespace", apiVersion: "/v1", name: "shop", metric: "jobs_done_per_second", quantity: "500m", at: sampleTime.UTC()},
+		},
+		{
+			name:        "a pod without a series is 404 naming it",
+			object:      types.NamespacedName{Namespace: "shop", Name: "web-3"},
+			info:        requestsPods,
+			answer:      vectorAnswer(sample{value: "0.25", labels: []string{"pod", "web-1"}}),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{404, []string{`metric "http_requests_per_second" has no value for pods shop/web-3: the query matched no series for it`}},
+		},
+		{
+			name:        "a NaN value is 500 saying NaN",
+			object:      types.NamespacedName{Namespace: "shop", Name: "web-1"},
+			info:        requestsPods,
+			answer:      vectorAnswer(sample{value: "NaN", labels: []string{"pod", "web-1"}}),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{500, []string{"the value is NaN"}},
+		},
+		{
+			name:        "bad_data is 500",
+			object:      types.NamespacedName{Namespace: "shop", Name: "web-1"},
+			info:        requestsPods,
+			answer:      fixedAnswer(400, badDataBody),
+			wantQueries: []string{podRequestsQuery},
+			wantErr:     &errorCheck{500, []string{"rejected the query"}},
+		},
+		{
+			name:     "an unreachable Prometheus is 503",
+			object:   types.NamespacedName{Namespace: "shop", Name: "web-1"},
+			info:     requestsPods,
+			queryURL: "closed",
+			wantErr:  &errorCheck{503, []string{"cannot reach Prometheus"}},
+		},
+		{
+			name:    "an unknown metric is 404 listing the metrics served for the resource",
+			object:  types.NamespacedName{Namespace: "shop", Name: "web"},
+			info:    cmprovider.CustomMetricInfo{GroupResource: servicesResource, Metric: "jobs_done_per_second", Namespaced: true},
+			wantErr: &errorCheck{404, []string{`metric "jobs_done_per_second" is not served for services; served for it: http_requests_per_second`}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			queryURL := tc.queryURL
+			if queryURL == "closed" {
+				queryURL = closedURL(t)
+			}
+			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, queryURL: queryURL})
+			e.prom.setAnswer(tc.answer)
+			v, err := e.custom.GetMetricByName(context.Background(), tc.object, tc.info, labels.Everything())
+			checkAPIError(t, err, tc.wantErr)
+			if got := e.prom.takeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
+			}
+			if tc.wantErr != nil {
+				return
+			}
+			if got := flatten(*v); got != tc.want {
+				t.Errorf("value =\n%+v\nwant\n%+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSelectorAndByNameRequestsShareOneQuery(t *testing.T) {
+	e := newEnv(t, envOptions{custom: customRules, series: shopSeries})
+	e.prom.setAnswer(vectorAnswer(
+		sample{value: "1", labels: []string{"pod", "web-1"}},
+		sample{value: "2", labels: []string{"pod", "web-2"}},
+		sample{value: "3", labels: []string{"pod", "db-1"}},
+	))
+	info := cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "http_requests_per_second", Namespaced: true}
+	ctx := context.Background()
+	if _, err := e.custom.GetMetricBySelector(ctx, "shop", mustSelector(t, "app=web"), info, labels.Everything()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.custom.GetMetricBySelector(ctx, "shop", mustSelector(t, "app=db"), info, labels.Everything()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-1", "web-2", "db-1"} {
+		if _, err := e.custom.GetMetricByName(ctx, types.NamespacedName{Namespace: "shop", Name: name}, info, labels.Everything()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := e.prom.takeQueries(), []string{podRequestsQuery}; !reflect.DeepEqual(got, want) {
+		t.Errorf("queries sent = %q, want only %q", got, want)
+	}
+}
+
+func TestListAllMetricsIsTheRegistrysList(t *testing.T) {
+	e := newEnv(t, envOptions{custom: customRules, series: shopSeries})
+	want := []cmprovider.CustomMetricInfo{
+		{GroupResource: namespacesResource, Metric: "http_requests_per_second"},
+		{GroupResource: namespacesResource, Metric: "jobs_done_per_second"},
+		{GroupResource: namespacesResource, Metric: "queue_depth"},
+		{GroupResource: podsResource, Metric: "http_requests_per_second", Namespaced: true},
+		{GroupResource: podsResource, Metric: "jobs_done_per_second", Namespaced: true},
+		{GroupResource: podsResource, Metric: "queue_depth", Namespaced: true},
+		{GroupResource: servicesResource, Metric: "http_requests_per_second", Namespaced: true},
+	}
+	if got := e.custom.ListAllMetrics(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ListAllMetrics() =\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestNotFoundSaysWhenDiscoveryIsTheProblem(t *testing.T) {
+	info := cmprovider.CustomMetricInfo{GroupResource: podsResource, Metric: "http_requests_per_second", Namespaced: true}
+	ext := cmprovider.ExternalMetricInfo{Metric: "depth"}
+	t.Run("before the first discovery pass", func(t *testing.T) {
+		e := newEnv(t, envOptions{custom: customRules, series: shopSeries, skipDiscovery: true})
+		_, err := e.custom.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "web-1"}, info, labels.Everything())
+		checkAPIError(t, err, &errorCheck{404, []string{"no metric is served for this resource", "(discovery has not completed yet)"}})
+		_, err = e.external.GetExternalMetric(context.Background(), "shop", labels.Everything(), ext)
+		checkAPIError(t, err, &errorCheck{404, []string{`external metric "depth" is not served; no external metric is served`, "(discovery has not completed yet)"}})
+	})
+	t.Run("while discovery fails for a rule", func(t *testing.T) {
+		e := newEnv(t, envOptions{custom: customRules, series: shopSeries, skipDiscovery: true})
+		e.prom.setFail(func(path string, match []string) int {
+			if reflect.DeepEqual(match, []string{appCounterRule.SeriesQuery}) {
+				return 503
+			}
+			return 0
+		})
+		d := discoveryFor(t, e.custom.Backend.Querier.(*promclient.Client), e.registry, customRules)
+		if err := d.RunOnce(context.Background()); err == nil {
+			t.Fatal("discovery succeeded, want the app-counter rule to fail")
+		}
+		_, err := e.custom.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "web-1"}, info, labels.Everything())
+		checkAPIError(t, err, &errorCheck{404, []string{`metric "http_requests_per_second" is not served for pods; served for it: queue_depth`,
+			"(discovery is failing for 1 rule(s); first: rule custom/0 (test.yaml:0): listing series names:", "injected failure"}})
+	})
+}
