@@ -47,6 +47,15 @@ func NewInformerObjects(client metadata.Interface, mapper apimeta.RESTMapper, st
 	}
 }
 
+// Share makes ListNames answer gvr from an informer that already exists (e.g. the pod
+// informer metrics.k8s.io uses) instead of starting a second cache of the same objects.
+// It must be called before the first request.
+func (o *InformerObjects) Share(gvr schema.GroupVersionResource, inf cache.SharedIndexInformer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.informers[gvr] = inf
+}
+
 // ListNames implements ObjectLister.
 func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource, namespace string, selector labels.Selector) ([]string, error) {
 	gvr, err := o.mapper.ResourceFor(gr.WithVersion(""))
@@ -57,6 +66,8 @@ func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource
 	inf, ok := o.informers[gvr]
 	if !ok {
 		inf = o.factory.ForResource(gvr).Informer()
+		// Names and labels are all a selector needs; drop annotations and managed fields.
+		_ = inf.SetTransform(trimMetadata)
 		o.informers[gvr] = inf
 		o.factory.Start(o.stop)
 	}
@@ -79,14 +90,24 @@ func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource
 	}
 	var names []string
 	for _, obj := range objs {
-		m, ok := obj.(*metav1.PartialObjectMetadata)
-		if !ok {
+		m, err := apimeta.Accessor(obj)
+		if err != nil {
 			continue
 		}
-		if selector == nil || selector.Matches(labels.Set(m.Labels)) {
-			names = append(names, m.Name)
+		if selector == nil || selector.Matches(labels.Set(m.GetLabels())) {
+			names = append(names, m.GetName())
 		}
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+func trimMetadata(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, Labels: m.Labels,
+	}}, nil
 }

@@ -2,10 +2,12 @@
 package app
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/server"
-	"k8s.io/component-base/version/verflag"
+	"k8s.io/component-base/version"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
 )
@@ -13,8 +15,13 @@ import (
 // NewCommand returns the root command; with no subcommand it serves.
 func NewCommand() *cobra.Command {
 	opts := options.New()
+	var printVersion bool
 	serve := func(cmd *cobra.Command, _ []string) error {
-		verflag.PrintAndExitIfRequested()
+		if printVersion {
+			v := version.Get()
+			fmt.Fprintf(cmd.OutOrStdout(), "promadapter %s (%s, %s)\n", v.GitVersion, v.GoVersion, v.Platform)
+			return nil
+		}
 		if errs := opts.Validate(); len(errs) > 0 {
 			return utilerrors.NewAggregate(errs)
 		}
@@ -30,7 +37,7 @@ func NewCommand() *cobra.Command {
 		Args:          cobra.NoArgs,
 	}
 	opts.AddFlags(root.Flags())
-	verflag.AddFlags(root.Flags())
+	root.Flags().BoolVar(&printVersion, "version", false, "print the version and exit")
 
 	serveCmd := &cobra.Command{Use: "serve", Short: "Serve the metrics APIs (default)", RunE: serve, Args: cobra.NoArgs, SilenceUsage: true}
 	serveCmd.Flags().AddFlagSet(root.Flags())

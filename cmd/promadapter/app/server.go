@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -67,6 +68,7 @@ func Run(ctx context.Context, o *options.Options) error {
 		return err
 	}
 	registry := discovery.NewRegistry()
+	var objects *provider.InformerObjects
 	disc := &discovery.Discoverer{Backend: client, Registry: registry, MaxAge: o.MetricsMaxAge}
 	if o.EnableCustomMetrics {
 		disc.Custom = customRules
@@ -78,9 +80,9 @@ func Run(ctx context.Context, o *options.Options) error {
 		if err != nil {
 			return err
 		}
+		objects = provider.NewInformerObjects(meta, mapper, ctx.Done())
 		o.Adapter.WithCustomMetrics(&provider.Custom{
-			Registry: registry, Planner: plan, Backend: backend, Mapper: mapper,
-			Objects: provider.NewInformerObjects(meta, mapper, ctx.Done()),
+			Registry: registry, Planner: plan, Backend: backend, Mapper: mapper, Objects: objects,
 		})
 	}
 	if o.EnableExternalMetrics {
@@ -96,6 +98,17 @@ func Run(ctx context.Context, o *options.Options) error {
 			return err
 		}
 		pods, nodes := inf.Core().V1().Pods().Informer(), inf.Core().V1().Nodes().Informer()
+		// Cache only what usage needs: most of a full pod is never read here.
+		if err := pods.SetTransform(resourceprovider.TrimPod); err != nil {
+			return err
+		}
+		if err := nodes.SetTransform(resourceprovider.TrimNode); err != nil {
+			return err
+		}
+		if objects != nil {
+			// Selector requests on pods read the same (trimmed) cache: one copy of every pod.
+			objects.Share(corev1.SchemeGroupVersion.WithResource("pods"), pods)
+		}
 		// metrics.k8s.io answers from these caches: before they sync it would report no pods.
 		readyChecks = append(readyChecks, healthz.NamedCheck("promadapter-pod-node-cache", func(*http.Request) error {
 			if !pods.HasSynced() || !nodes.HasSynced() {

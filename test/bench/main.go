@@ -1,0 +1,175 @@
+// Command bench measures promadapter on the project's real test bed (etcd, kube-apiserver,
+// Prometheus 3.x and kubectl from test/tools/deps.sh) at several cluster sizes, and writes the
+// figures, the issue #10 targets met or not, and a plot into docs/benchmarks.md and
+// docs/benchmarks.svg. `make bench` runs it through test/bench/run.sh.
+//
+// For each size it creates the fixture's objects (test/fixture) in a fresh cluster, backfills
+// the fixture's series into Prometheus, starts the adapter on its embedded default config,
+// once with the query cache on (the default period) and once with it off, and measures selector
+// request latency through the aggregator and straight to the adapter, the raw PromQL time of the
+// same query, upstream queries and pod LISTs per 100 requests, the longest query sent, the
+// adapter's memory and `kubectl top` wall time. A separate phase measures discovery against
+// Prometheus servers holding 10k, 100k and 1M synthetic application series.
+//
+//	go run ./test/bench -sizes 1000,10000,30000 -report docs/benchmarks.md
+//	go run ./test/bench -render-only /tmp/promadapter-bench/results.json   # re-render a report
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// options are the command's flags.
+type options struct {
+	sizes           []int
+	discoverySeries []int
+	requests        int
+	topRuns         int
+	workDir         string
+	report          string
+	plot            string
+	renderOnly      string
+	keepWorkDir     bool
+	adapterVersion  string
+	profileDir      string
+}
+
+func main() {
+	klog.InitFlags(nil)
+	var o options
+	var sizes, discovery string
+	flag.StringVar(&sizes, "sizes", "1000,10000,30000", "cluster sizes to measure, in pods, comma-separated")
+	flag.StringVar(&discovery, "discovery-series", "10000,100000,1000000", "synthetic series counts for the discovery measurement, comma-separated; empty skips it")
+	flag.IntVar(&o.requests, "requests", 300, "sequential selector requests per latency measurement")
+	flag.IntVar(&o.topRuns, "top-runs", 5, "runs of each kubectl top command (the median is reported)")
+	flag.StringVar(&o.workDir, "work-dir", "", "directory for clusters, Prometheus data and results.json (default: a new temporary directory)")
+	flag.StringVar(&o.report, "report", "docs/benchmarks.md", "markdown file whose generated section (between the bench markers) is replaced")
+	flag.StringVar(&o.plot, "plot", "", "SVG file for the plot (default: benchmarks.svg next to -report)")
+	flag.StringVar(&o.renderOnly, "render-only", "", "render the report from this results.json without measuring")
+	flag.BoolVar(&o.keepWorkDir, "keep-work-dir", false, "keep the work directory (clusters' logs and data) after the run")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save the adapter's heap profile (/debug/pprof/heap) after the latency measurements of each size and cache setting into this directory")
+	flag.StringVar(&o.adapterVersion, "adapter-version", "", "promadapter version to print in the report (default: asked from the binary)")
+	flag.Parse()
+	var err error
+	if o.sizes, err = parseCounts(sizes); err != nil || len(o.sizes) == 0 {
+		fatal(fmt.Errorf("-sizes %q: give pod counts such as 1000,10000,30000 (%v)", sizes, err))
+	}
+	if o.discoverySeries, err = parseCounts(discovery); err != nil {
+		fatal(fmt.Errorf("-discovery-series %q: give series counts such as 10000,100000 (%v)", discovery, err))
+	}
+	if o.requests < 100 {
+		fatal(fmt.Errorf("-requests %d: at least 100 are needed for a meaningful p99", o.requests))
+	}
+	if o.plot == "" {
+		o.plot = filepath.Join(filepath.Dir(o.report), "benchmarks.svg")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	klog.Flush()
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// parseCounts reads comma-separated positive integers; an empty string is an empty list.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, field := range strings.Split(s, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		n, err := strconv.Atoi(field)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", field)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, o options) error {
+	if o.renderOnly != "" {
+		results, err := readResults(o.renderOnly)
+		if err != nil {
+			return err
+		}
+		return render(results, o.report, o.plot)
+	}
+	// Fail before twenty minutes of measuring, not after.
+	if _, _, err := readGeneratedSection(o.report); err != nil {
+		return err
+	}
+
+	workDir := o.workDir
+	if workDir == "" {
+		dir, err := os.MkdirTemp("", "promadapter-bench-")
+		if err != nil {
+			return err
+		}
+		workDir = dir
+		if !o.keepWorkDir {
+			defer func() {
+				// Keep results.json: it is all a person needs to re-render the report.
+				entries, _ := os.ReadDir(dir)
+				for _, e := range entries {
+					if e.Name() != "results.json" {
+						_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+					}
+				}
+			}()
+		}
+	}
+	b, err := newBench(ctx, workDir, o)
+	if err != nil {
+		return err
+	}
+	results, err := b.measure(ctx)
+	resultsPath := filepath.Join(workDir, "results.json")
+	if results != nil {
+		if werr := writeResults(resultsPath, results); werr != nil {
+			err = errors.Join(err, werr)
+		} else {
+			klog.InfoS("Wrote the measurements", "path", resultsPath)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return render(results, o.report, o.plot)
+}
+
+// render writes the report's generated section and the plot.
+func render(results *Results, reportPath, plotPath string) error {
+	svg := renderPlot(results)
+	if err := os.WriteFile(plotPath, []byte(svg), 0o644); err != nil {
+		return fmt.Errorf("writing the plot: %w", err)
+	}
+	rel, err := filepath.Rel(filepath.Dir(reportPath), plotPath)
+	if err != nil {
+		rel = plotPath
+	}
+	if err := replaceGeneratedSection(reportPath, renderMarkdown(results, filepath.ToSlash(rel))); err != nil {
+		return err
+	}
+	klog.InfoS("Wrote the report", "report", reportPath, "plot", plotPath, "elapsed", time.Duration(float64(results.Duration)*float64(time.Second)).Round(time.Second))
+	return nil
+}
