@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
+	"github.com/promadapter/promadapter/internal/promtest"
 	"github.com/promadapter/promadapter/pkg/config"
 	"github.com/promadapter/promadapter/pkg/discovery"
 	"github.com/promadapter/promadapter/pkg/naming"
@@ -62,9 +63,9 @@ func compile(t *testing.T, kind naming.Kind, rules ...config.DiscoveryRule) []*n
 	return out
 }
 
-func client(t *testing.T, f *fakePrometheus) *promclient.Client {
+func client(t *testing.T, f *promtest.Server) *promclient.Client {
 	t.Helper()
-	c, err := promclient.New(promclient.Options{URL: f.URL, Timeout: 5 * time.Second})
+	c, err := promclient.New(promclient.Options{URL: f.URL(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +96,13 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 			name:  "the app-counter rule serves a counter on pods, services and namespaces; code, job and instance name no resource",
 			rules: []config.DiscoveryRule{appCounterRule},
 			series: []map[string]string{
-				series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web", "code", "200", "job", "web", "instance", "10.0.0.1:8080"),
-				series("http_requests_total", "namespace", "shop", "pod", "web-2", "service", "web", "code", "500", "job", "web", "instance", "10.0.0.2:8080"),
+				promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web", "code", "200", "job", "web", "instance", "10.0.0.1:8080"),
+				promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-2", "service", "web", "code", "500", "job", "web", "instance", "10.0.0.2:8080"),
 				// Excluded by the seriesQuery: infrastructure families, gauges, no namespace.
-				series("container_cpu_usage_seconds_total", "namespace", "shop", "pod", "web-1", "container", "web"),
-				series("process_cpu_seconds_total", "namespace", "shop", "pod", "web-1"),
-				series("http_inflight_requests", "namespace", "shop", "pod", "web-1"),
-				series("scrape_errors_total", "job", "web"),
+				promtest.Series("container_cpu_usage_seconds_total", "namespace", "shop", "pod", "web-1", "container", "web"),
+				promtest.Series("process_cpu_seconds_total", "namespace", "shop", "pod", "web-1"),
+				promtest.Series("http_inflight_requests", "namespace", "shop", "pod", "web-1"),
+				promtest.Series("scrape_errors_total", "job", "web"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(namespaces, "http_requests_per_second", false),
@@ -113,8 +114,8 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 			name:  "the app-counter rule serves each counter name separately and a node label as a cluster-scoped resource",
 			rules: []config.DiscoveryRule{appCounterRule},
 			series: []map[string]string{
-				series("http_requests_total", "namespace", "shop", "pod", "web-1"),
-				series("jobs_done_total", "namespace", "batch", "node", "worker-1", "deployment", "runner"),
+				promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1"),
+				promtest.Series("jobs_done_total", "namespace", "batch", "node", "worker-1", "deployment", "runner"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(deployments, "jobs_done_per_second", true),
@@ -133,7 +134,7 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery: `sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("net_receive_bytes_total", "node", "worker-1", "pod", "exporter-x1", "service", "exporter"),
+				promtest.Series("net_receive_bytes_total", "node", "worker-1", "pod", "exporter-x1", "service", "exporter"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(nodes, "net_receive_bytes_per_second", false),
@@ -148,9 +149,9 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery:  `sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("queue_messages_total", "namespace", "shop", "deployment", "worker"),
-				series("queue_dead_letters_total", "namespace", "shop", "deployment", "worker"),
-				series("queue_depth", "namespace", "shop", "deployment", "worker"),
+				promtest.Series("queue_messages_total", "namespace", "shop", "deployment", "worker"),
+				promtest.Series("queue_dead_letters_total", "namespace", "shop", "deployment", "worker"),
+				promtest.Series("queue_depth", "namespace", "shop", "deployment", "worker"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(deployments, "queue_messages_total", true),
@@ -166,8 +167,8 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery: `max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("app_queue_latency_seconds", "namespace", "shop", "pod", "web-1"),
-				series("app_queue_length", "namespace", "shop", "pod", "web-1"), // the pattern does not match
+				promtest.Series("app_queue_latency_seconds", "namespace", "shop", "pod", "web-1"),
+				promtest.Series("app_queue_length", "namespace", "shop", "pod", "web-1"), // the pattern does not match
 			},
 			want: []provider.CustomMetricInfo{
 				info(namespaces, "queue_latency", false),
@@ -186,7 +187,7 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery: `sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("rpc_calls_total", "kubernetes_namespace", "shop", "kubernetes_pod_name", "web-1", "pod", "not-a-resource-here", "service", "web"),
+				promtest.Series("rpc_calls_total", "kubernetes_namespace", "shop", "kubernetes_pod_name", "web-1", "pod", "not-a-resource-here", "service", "web"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(namespaces, "rpc_calls_per_second", false),
@@ -201,9 +202,9 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery: `sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("jobs_processed_total", "namespace", "batch", "pod", "runner-1"),
+				promtest.Series("jobs_processed_total", "namespace", "batch", "pod", "runner-1"),
 				// No pod: outside the rule, so its service label must not make services served.
-				series("jobs_processed_total", "namespace", "batch", "service", "runner"),
+				promtest.Series("jobs_processed_total", "namespace", "batch", "service", "runner"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(namespaces, "jobs_processed_total", false),
@@ -219,7 +220,7 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 				MetricsQuery: `sum(rate(<<.Series>>{<<.LabelMatchers>>}[5m])) by (<<.GroupBy>>)`,
 			}},
 			series: []map[string]string{
-				series("http_requests_total", "namespace", "shop", "pod", "web-1"),
+				promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1"),
 			},
 			want: []provider.CustomMetricInfo{
 				info(namespaces, "http_requests_per_second", false),
@@ -229,13 +230,13 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 		{
 			name:   "no matching series serves nothing",
 			rules:  []config.DiscoveryRule{appCounterRule},
-			series: []map[string]string{series("up", "job", "web")},
+			series: []map[string]string{promtest.Series("up", "job", "web")},
 			want:   []provider.CustomMetricInfo{},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakePrometheus(t, tc.series...)
+			f := promtest.New(t, tc.series...)
 			reg := discovery.NewRegistry()
 			d := &discovery.Discoverer{Backend: client(t, f), Custom: compile(t, naming.KindCustom, tc.rules...),
 				Registry: reg, MaxAge: 10 * time.Minute}
@@ -274,7 +275,7 @@ func TestListCustomServesTheExpectedMetricsPerResource(t *testing.T) {
 func TestTheFirstRuleServingANameWins(t *testing.T) {
 	second := appCounterRule
 	second.MetricsQuery = `sum(rate(<<.Series>>{<<.LabelMatchers>>}[5m])) by (<<.GroupBy>>)`
-	f := newFakePrometheus(t, series("http_requests_total", "namespace", "shop", "pod", "web-1"))
+	f := promtest.New(t, promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1"))
 	reg := discovery.NewRegistry()
 	d := &discovery.Discoverer{Backend: client(t, f), Custom: compile(t, naming.KindCustom, appCounterRule, second),
 		Registry: reg, MaxAge: time.Minute}
@@ -293,10 +294,10 @@ func TestTheFirstRuleServingANameWins(t *testing.T) {
 }
 
 func TestCustomForListsTheNamesServedForOneResource(t *testing.T) {
-	f := newFakePrometheus(t,
-		series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web"),
-		series("jobs_done_total", "namespace", "shop", "pod", "runner-1"),
-		series("cache_hits_total", "namespace", "shop", "service", "cache"),
+	f := promtest.New(t,
+		promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web"),
+		promtest.Series("jobs_done_total", "namespace", "shop", "pod", "runner-1"),
+		promtest.Series("cache_hits_total", "namespace", "shop", "service", "cache"),
 	)
 	reg := discovery.NewRegistry()
 	d := &discovery.Discoverer{Backend: client(t, f), Custom: compile(t, naming.KindCustom, appCounterRule),
@@ -341,14 +342,14 @@ func TestListExternalServesMappedNames(t *testing.T) {
 			MetricsQuery: `max(<<.Series>>{<<.LabelMatchers>>})`,
 		},
 	}
-	f := newFakePrometheus(t,
-		series("kube_deployment_spec_replicas", "namespace", "shop", "deployment", "web"),
-		series("kube_deployment_spec_replicas", "namespace", "batch", "deployment", "runner"),
-		series("queue_depth", "queue", "orders"),
-		series("queue_lag_seconds", "queue", "orders"),
-		series("queue_lag_seconds_created", "queue", "orders"),
-		series("depth", "queue", "other"),
-		series("up", "job", "web"),
+	f := promtest.New(t,
+		promtest.Series("kube_deployment_spec_replicas", "namespace", "shop", "deployment", "web"),
+		promtest.Series("kube_deployment_spec_replicas", "namespace", "batch", "deployment", "runner"),
+		promtest.Series("queue_depth", "queue", "orders"),
+		promtest.Series("queue_lag_seconds", "queue", "orders"),
+		promtest.Series("queue_lag_seconds_created", "queue", "orders"),
+		promtest.Series("depth", "queue", "other"),
+		promtest.Series("up", "job", "web"),
 	)
 	reg := discovery.NewRegistry()
 	d := &discovery.Discoverer{Backend: client(t, f), External: compile(t, naming.KindExternal, rules...),
@@ -389,7 +390,7 @@ func TestListExternalServesMappedNames(t *testing.T) {
 	}
 	// External metrics need no resources: only one label-values call per rule.
 	var paths []string
-	for _, c := range f.takeCalls() {
+	for _, c := range f.TakeCalls() {
 		paths = append(paths, c.Path)
 	}
 	wantPaths := []string{"/api/v1/label/__name__/values", "/api/v1/label/__name__/values", "/api/v1/label/__name__/values"}
@@ -399,8 +400,8 @@ func TestListExternalServesMappedNames(t *testing.T) {
 }
 
 func TestAMetricStaysListedUntilItHasBeenAbsentForMaxAge(t *testing.T) {
-	custom := series("http_requests_total", "namespace", "shop", "pod", "web-1")
-	external := series("queue_depth", "queue", "orders")
+	custom := promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1")
+	external := promtest.Series("queue_depth", "queue", "orders")
 	externalRule := config.DiscoveryRule{SeriesQuery: `{__name__="queue_depth"}`, MetricsQuery: `sum(<<.Series>>{<<.LabelMatchers>>})`}
 	steps := []struct {
 		name    string
@@ -418,7 +419,7 @@ func TestAMetricStaysListedUntilItHasBeenAbsentForMaxAge(t *testing.T) {
 		{"last seen is renewed: MaxAge after the first sighting they stay", 20 * time.Minute, false, true, "1772367000", "1772367600"},
 		{"MaxAge after the renewed sighting they are dropped", 22 * time.Minute, false, false, "1772367120", "1772367720"},
 	}
-	f := newFakePrometheus(t)
+	f := promtest.New(t)
 	clk := &clock{}
 	reg := discovery.NewRegistry()
 	d := &discovery.Discoverer{
@@ -429,9 +430,9 @@ func TestAMetricStaysListedUntilItHasBeenAbsentForMaxAge(t *testing.T) {
 	for _, s := range steps {
 		clk.Set(t0.Add(s.at))
 		if s.present {
-			f.setSeries(custom, external)
+			f.SetSeries(custom, external)
 		} else {
-			f.setSeries()
+			f.SetSeries()
 		}
 		if err := d.RunOnce(context.Background()); err != nil {
 			t.Fatalf("%s: RunOnce: %v", s.name, err)
@@ -451,7 +452,7 @@ func TestAMetricStaysListedUntilItHasBeenAbsentForMaxAge(t *testing.T) {
 		if _, ok := reg.Custom("http_requests_per_second", pods); ok != s.listed {
 			t.Errorf("%s: Custom(http_requests_per_second, pods) found = %v, want %v", s.name, ok, s.listed)
 		}
-		calls := f.takeCalls()
+		calls := f.TakeCalls()
 		if len(calls) == 0 {
 			t.Fatalf("%s: no discovery call reached Prometheus", s.name)
 		}
@@ -475,9 +476,9 @@ func TestAFailingRuleKeepsItsMetricsAndDoesNotAffectOthers(t *testing.T) {
 		Resources:    config.ResourceMapping{Template: "<<.Resource>>"},
 		MetricsQuery: `sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
 	}
-	httpSeries := series("http_requests_total", "namespace", "shop", "pod", "web-1")
-	queueSeries := series("queue_depth", "namespace", "shop", "service", "orders")
-	newQueueSeries := series("queue_lag", "namespace", "shop", "service", "orders")
+	httpSeries := promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1")
+	queueSeries := promtest.Series("queue_depth", "namespace", "shop", "service", "orders")
+	newQueueSeries := promtest.Series("queue_lag", "namespace", "shop", "service", "orders")
 
 	cases := []struct {
 		name string
@@ -509,8 +510,8 @@ func TestAFailingRuleKeepsItsMetricsAndDoesNotAffectOthers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakePrometheus(t, httpSeries, queueSeries)
-			wantErr := strings.ReplaceAll(tc.wantErr, "URL", f.URL)
+			f := promtest.New(t, httpSeries, queueSeries)
+			wantErr := strings.ReplaceAll(tc.wantErr, "URL", f.URL())
 			clk := &clock{t: t0}
 			reg := discovery.NewRegistry()
 			d := &discovery.Discoverer{Backend: client(t, f), Registry: reg, MaxAge: 10 * time.Minute, Now: clk.Now,
@@ -544,8 +545,8 @@ func TestAFailingRuleKeepsItsMetricsAndDoesNotAffectOthers(t *testing.T) {
 				info(services, "queue_depth", true),
 			}})
 
-			f.setFail(tc.fail)
-			f.setSeries(httpSeries, queueSeries, newQueueSeries)
+			f.SetFail(tc.fail)
+			f.SetSeries(httpSeries, queueSeries, newQueueSeries)
 			clk.Set(t0.Add(time.Minute))
 			err = d.RunOnce(context.Background())
 			afterBreak := want{
@@ -577,7 +578,7 @@ func TestAFailingRuleKeepsItsMetricsAndDoesNotAffectOthers(t *testing.T) {
 				failing: []string{wantErr},
 			})
 
-			f.setFail(nil)
+			f.SetFail(nil)
 			clk.Set(t0.Add(11 * time.Minute))
 			err = d.RunOnce(context.Background())
 			check("recovered: its metrics are back and nothing is failing", err, want{custom: []provider.CustomMetricInfo{
@@ -610,10 +611,10 @@ func TestDiscoveryCostsOneCallPerRuleAndPerSeriesName(t *testing.T) {
 	for i := range 200 {
 		pod := fmt.Sprintf("web-%d", i)
 		for _, name := range []string{"http_requests_total", "http_errors_total", "http_bytes_total", "queue_depth", "queue_depth_created"} {
-			all = append(all, series(name, "namespace", "shop", "pod", pod, "code", "200", "instance", pod+":8080"))
+			all = append(all, promtest.Series(name, "namespace", "shop", "pod", pod, "code", "200", "instance", pod+":8080"))
 		}
 	}
-	f := newFakePrometheus(t, all...)
+	f := promtest.New(t, all...)
 	clk := &clock{t: t0}
 	reg := discovery.NewRegistry()
 	d := &discovery.Discoverer{Backend: client(t, f), Registry: reg, MaxAge: 10 * time.Minute, Now: clk.Now,
@@ -623,7 +624,7 @@ func TestDiscoveryCostsOneCallPerRuleAndPerSeriesName(t *testing.T) {
 	}
 	type call struct{ path, match string }
 	var got []call
-	for _, c := range f.takeCalls() {
+	for _, c := range f.TakeCalls() {
 		got = append(got, call{c.Path, strings.Join(c.Match, " ")})
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].path+got[i].match < got[j].path+got[j].match })
@@ -656,23 +657,18 @@ func TestDiscoveryCostsOneCallPerRuleAndPerSeriesName(t *testing.T) {
 func TestParallelBoundsConcurrentLabelNameCalls(t *testing.T) {
 	var all []map[string]string
 	for _, name := range []string{"a_total", "b_total", "c_total", "d_total", "e_total", "f_total"} {
-		all = append(all, series(name, "namespace", "shop", "pod", "web-1"))
+		all = append(all, promtest.Series(name, "namespace", "shop", "pod", "web-1"))
 	}
 	for _, parallel := range []int{1, 2, 3} {
-		f := newFakePrometheus(t, all...)
+		f := promtest.New(t, all...)
 		hold := make(chan struct{})
-		f.mu.Lock()
-		f.hold = hold
-		f.mu.Unlock()
+		f.Hold(hold)
 		// Release the held calls once `parallel` of them are in flight, after a pause long
 		// enough for any call beyond the bound to arrive too.
 		go func() {
 			deadline := time.Now().Add(5 * time.Second)
 			for time.Now().Before(deadline) {
-				f.mu.Lock()
-				n := f.inFlight
-				f.mu.Unlock()
-				if n >= parallel {
+				if f.InFlight() >= parallel {
 					break
 				}
 				time.Sleep(time.Millisecond)
@@ -686,9 +682,7 @@ func TestParallelBoundsConcurrentLabelNameCalls(t *testing.T) {
 		if err := d.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		f.mu.Lock()
-		got := f.maxInFlight
-		f.mu.Unlock()
+		got := f.MaxInFlight()
 		if got != parallel {
 			t.Errorf("Parallel=%d: at most %d calls were in flight, want exactly %d", parallel, got, parallel)
 		}

@@ -286,14 +286,14 @@ func TestGetMetricBySelector(t *testing.T) {
 				queryURL = closedURL(t)
 			}
 			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, objects: tc.objects, queryURL: queryURL, timeout: tc.timeout})
-			e.prom.setAnswer(tc.answer)
+			e.prom.SetAnswer(tc.answer)
 			var metricSelector labels.Selector = labels.Everything()
 			if tc.metricSelector != "" {
 				metricSelector = mustSelector(t, tc.metricSelector)
 			}
 			list, err := e.custom.GetMetricBySelector(context.Background(), tc.namespace, mustSelector(t, tc.selector), tc.info, metricSelector)
 			checkAPIError(t, err, tc.wantErr)
-			if got := e.prom.takeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+			if got := e.prom.TakeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
 				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
 			}
 			if tc.wantErr != nil {
@@ -394,10 +394,10 @@ func TestGetMetricByName(t *testing.T) {
 				queryURL = closedURL(t)
 			}
 			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, queryURL: queryURL})
-			e.prom.setAnswer(tc.answer)
+			e.prom.SetAnswer(tc.answer)
 			v, err := e.custom.GetMetricByName(context.Background(), tc.object, tc.info, labels.Everything())
 			checkAPIError(t, err, tc.wantErr)
-			if got := e.prom.takeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+			if got := e.prom.TakeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
 				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
 			}
 			if tc.wantErr != nil {
@@ -412,7 +412,7 @@ func TestGetMetricByName(t *testing.T) {
 
 func TestSelectorAndByNameRequestsShareOneQuery(t *testing.T) {
 	e := newEnv(t, envOptions{custom: customRules, series: shopSeries})
-	e.prom.setAnswer(vectorAnswer(
+	e.prom.SetAnswer(vectorAnswer(
 		sample{value: "1", labels: []string{"pod", "web-1"}},
 		sample{value: "2", labels: []string{"pod", "web-2"}},
 		sample{value: "3", labels: []string{"pod", "db-1"}},
@@ -430,7 +430,7 @@ func TestSelectorAndByNameRequestsShareOneQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, want := e.prom.takeQueries(), []string{podRequestsQuery}; !reflect.DeepEqual(got, want) {
+	if got, want := e.prom.TakeQueries(), []string{podRequestsQuery}; !reflect.DeepEqual(got, want) {
 		t.Errorf("queries sent = %q, want only %q", got, want)
 	}
 }
@@ -463,7 +463,7 @@ func TestNotFoundSaysWhenDiscoveryIsTheProblem(t *testing.T) {
 	})
 	t.Run("while discovery fails for a rule", func(t *testing.T) {
 		e := newEnv(t, envOptions{custom: customRules, series: shopSeries, skipDiscovery: true})
-		e.prom.setFail(func(path string, match []string) int {
+		e.prom.SetFail(func(path string, match []string) int {
 			if reflect.DeepEqual(match, []string{appCounterRule.SeriesQuery}) {
 				return 503
 			}

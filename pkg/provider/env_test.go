@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/promadapter/promadapter/internal/promtest"
 	"github.com/promadapter/promadapter/pkg/config"
 	"github.com/promadapter/promadapter/pkg/discovery"
 	"github.com/promadapter/promadapter/pkg/naming"
@@ -115,20 +116,20 @@ var queueDepthRule = config.DiscoveryRule{
 
 // shopSeries are the series Prometheus holds for discovery.
 var shopSeries = []map[string]string{
-	series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web", "code", "200"),
-	series("jobs_done_total", "namespace", "shop", "pod", "runner-1"),
-	series("queue_depth", "namespace", "shop", "pod", "web-1"),
-	series("queue_depth", "namespace", "shop", "queue", "orders"),
-	series("queue_lag_seconds", "namespace", "shop", "queue", "orders"),
-	series("kube_deployment_spec_replicas", "namespace", "shop", "deployment", "web"),
-	series("jobs_waiting", "namespace", "batch"),
-	series("cluster_capacity"),
+	promtest.Series("http_requests_total", "namespace", "shop", "pod", "web-1", "service", "web", "code", "200"),
+	promtest.Series("jobs_done_total", "namespace", "shop", "pod", "runner-1"),
+	promtest.Series("queue_depth", "namespace", "shop", "pod", "web-1"),
+	promtest.Series("queue_depth", "namespace", "shop", "queue", "orders"),
+	promtest.Series("queue_lag_seconds", "namespace", "shop", "queue", "orders"),
+	promtest.Series("kube_deployment_spec_replicas", "namespace", "shop", "deployment", "web"),
+	promtest.Series("jobs_waiting", "namespace", "batch"),
+	promtest.Series("cluster_capacity"),
 }
 
 // env is a custom and an external provider over a registry filled by a real Discoverer
 // from the fake Prometheus.
 type env struct {
-	prom     *fakePrometheus
+	prom     *promtest.Server
 	registry *discovery.Registry
 	custom   *provider.Custom
 	external *provider.External
@@ -148,7 +149,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	prom := newFakePrometheus(t, o.series...)
+	prom := promtest.New(t, o.series...)
 	mapper := testMapper()
 	customRules, err := naming.CompileRules(naming.KindCustom, o.custom, "test.yaml", mapper)
 	if err != nil {
@@ -158,7 +159,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	discoveryClient, err := promclient.New(promclient.Options{URL: prom.URL})
+	discoveryClient, err := promclient.New(promclient.Options{URL: prom.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	queryURL := o.queryURL
 	if queryURL == "" {
-		queryURL = prom.URL
+		queryURL = prom.URL()
 	}
 	timeout := o.timeout
 	if timeout == 0 {
@@ -261,6 +262,6 @@ const badDataBody = `{"status":"error","errorType":"bad_data","error":"1:10: par
 func slowAnswer(d time.Duration) func(string) (int, string) {
 	return func(string) (int, string) {
 		time.Sleep(d)
-		return 200, emptyVector
+		return 200, promtest.EmptyVector
 	}
 }

@@ -198,10 +198,10 @@ func TestGetExternalMetric(t *testing.T) {
 				queryURL = closedURL(t)
 			}
 			e := newEnv(t, envOptions{external: externalRules, series: shopSeries, queryURL: queryURL})
-			e.prom.setAnswer(tc.answer)
+			e.prom.SetAnswer(tc.answer)
 			list, err := e.external.GetExternalMetric(context.Background(), tc.namespace, mustSelector(t, tc.selector), cmprovider.ExternalMetricInfo{Metric: tc.metric})
 			checkAPIError(t, err, tc.wantErr)
-			if got := e.prom.takeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+			if got := e.prom.TakeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
 				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
 			}
 			if tc.wantErr != nil {
