@@ -130,9 +130,9 @@ func (b *bench) versions(ctx context.Context) (Versions, error) {
 		if err != nil {
 			return v, err
 		}
-		fields := strings.Fields(out)
-		if len(fields) > 0 {
-			v.Promadapter = fields[len(fields)-1]
+		// "promadapter v0.1.0 (go1.26.8, linux/amd64)": the version is the second word.
+		if fields := strings.Fields(out); len(fields) > 1 {
+			v.Promadapter = fields[1]
 		}
 	}
 	out, err := commandOutput(ctx, b.bins.Etcd, "--version")
