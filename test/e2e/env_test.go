@@ -53,16 +53,21 @@ func writeTestConfig(t *testing.T, dir string, extra []config.DiscoveryRule) str
 	t.Helper()
 	cfg := config.Default()
 	cfg.ExternalRules = append(append([]config.DiscoveryRule(nil), cfg.ExternalRules...), extra...)
+	return writeConfig(t, filepath.Join(dir, "config.yaml"), cfg)
+}
+
+// writeConfig writes cfg to path and checks that it loads as the adapter would load it.
+func writeConfig(t *testing.T, path string, cfg *config.Config) string {
+	t.Helper()
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := config.Load(path); err != nil {
-		t.Fatalf("the test config does not load: %v", err)
+		t.Fatalf("the test config %s does not load: %v", path, err)
 	}
 	return path
 }

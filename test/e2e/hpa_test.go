@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -307,23 +306,8 @@ func writeHPAConfig(t *testing.T, dir string) string {
 		t.Fatal("the default config has no [2m] or [5m] rate windows or no resourceRules any more; update writeHPAConfig to shorten its windows")
 	}
 	cfg.ResourceRules.Window = model.Duration(hpaRateWindow)
-	cfg.ExternalRules = append(cfg.ExternalRules, config.DiscoveryRule{
-		SeriesQuery:  `queue_messages_ready{namespace!=""}`,
-		Name:         config.NameMapping{As: "queue_depth"},
-		MetricsQuery: `sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)`,
-	})
-	data, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "hpa-config.yaml")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := config.Load(path); err != nil {
-		t.Fatalf("the HPA test config does not load: %v", err)
-	}
-	return path
+	cfg.ExternalRules = append(cfg.ExternalRules, testExternalRules[0]) // queue_depth
+	return writeConfig(t, filepath.Join(dir, "hpa-config.yaml"), cfg)
 }
 
 // run creates the scenario's namespace, Service, Deployment and HPA, simulates the Deployment's
