@@ -113,12 +113,18 @@ func node(name string, labels map[string]string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID("node/" + name)}}
 }
 
-// listers returns listers holding the given objects.
-func listers(t *testing.T, pods []*corev1.Pod, nodes []*corev1.Node) (corev1listers.PodLister, corev1listers.NodeLister) {
+// listers returns listers holding the given objects, pods trimmed as the adapter's
+// informer trims them.
+func listers(t *testing.T, pods []*corev1.Pod, nodes []*corev1.Node) (PodLister, corev1listers.NodeLister) {
 	t.Helper()
 	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	var trimmer PodTrimmer
 	for _, p := range pods {
-		if err := podIndex.Add(p); err != nil {
+		trimmed, err := trimmer.Transform(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := podIndex.Add(trimmed); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +134,7 @@ func listers(t *testing.T, pods []*corev1.Pod, nodes []*corev1.Node) (corev1list
 			t.Fatal(err)
 		}
 	}
-	return corev1listers.NewPodLister(podIndex), corev1listers.NewNodeLister(nodeIndex)
+	return NewPodLister(podIndex), corev1listers.NewNodeLister(nodeIndex)
 }
 
 // newTestProvider builds a Provider over a real planner (no cache) and querier.

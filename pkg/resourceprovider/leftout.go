@@ -74,9 +74,9 @@ func (l *leftOutLog) prune() {
 }
 
 // podStillExists reports whether the pod (same UID) is still in the lister.
-func podStillExists(pods corev1listers.PodLister) func(objectRef) bool {
+func podStillExists(pods PodLister) func(objectRef) bool {
 	return func(ref objectRef) bool {
-		pod, err := pods.Pods(ref.namespace).Get(ref.name)
+		pod, err := pods.Get(ref.namespace, ref.name)
 		return err == nil && pod.UID == ref.uid || err != nil && !apierrors.IsNotFound(err)
 	}
 }

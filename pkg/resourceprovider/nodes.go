@@ -125,9 +125,9 @@ func (p *Provider) nodeMetrics(node *corev1.Node, u *usage) (*metrics.NodeMetric
 				r.q.name, naming.Matcher{Name: r.q.nodeLabel, Op: naming.OpEqual, Value: node.Name}, r.q.name)}
 		}
 	}
-	list, ts, lo := usageList(u, "this node")
-	if lo != nil {
-		return nil, lo
+	list, ts, bad := usageList(u)
+	if bad != nil {
+		return nil, bad.leftOut("this node")
 	}
 	return &metrics.NodeMetrics{
 		ObjectMeta: metav1.ObjectMeta{Name: node.Name, Labels: maps.Clone(node.Labels)},

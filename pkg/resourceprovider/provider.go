@@ -40,7 +40,7 @@ var (
 type Provider struct {
 	planner *planner.Planner
 	backend planner.Backend
-	pods    corev1listers.PodLister
+	pods    PodLister
 	nodes   corev1listers.NodeLister
 
 	// window is rules.Window: the span [timestamp-window, timestamp] every value covers.
@@ -69,9 +69,9 @@ type resourceQueries struct {
 // resolves the labels naming pods, namespaces, nodes and containers. mapper resolves resource
 // names in the rules' resources mappings; it may be nil (regular plurals are assumed).
 //
-// pods and nodes must be listers of informers that the caller starts: only pods and nodes
-// they hold are served, and only Running pods.
-func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backend, pods corev1listers.PodLister, nodes corev1listers.NodeLister, mapper apimeta.RESTMapper) (*Provider, error) {
+// pods and nodes must be listers of informers that the caller starts (the pod informer with
+// a PodTrimmer's transform): only pods and nodes they hold are served, and only Running pods.
+func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backend, pods PodLister, nodes corev1listers.NodeLister, mapper apimeta.RESTMapper) (*Provider, error) {
 	switch {
 	case rules == nil:
 		return nil, errors.New("resourceRules is not set: metrics.k8s.io needs cpu and memory queries (see the default config)")
@@ -79,7 +79,7 @@ func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backen
 		return nil, errors.New("resource metrics need a query planner: this is a bug in the caller")
 	case backend.Querier == nil:
 		return nil, errors.New("resource metrics need a Prometheus backend: this is a bug in the caller")
-	case pods == nil || nodes == nil:
+	case pods.indexer == nil || nodes == nil:
 		return nil, errors.New("resource metrics need pod and node listers: this is a bug in the caller")
 	case rules.Window <= 0:
 		return nil, errors.New("resourceRules.window is not set: set it to the rate window of the cpu queries, e.g. window: 5m")

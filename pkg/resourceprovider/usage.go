@@ -43,21 +43,31 @@ type leftOut struct {
 
 // usageList converts a usage into a ResourceList, in metrics-server's units: cpu in cores
 // with nano-core precision (0.125 → "125m"), memory in whole bytes (never milli-bytes).
-// what names the object for messages ("container \"app\"", "this node").
-func usageList(u *usage, what string) (corev1.ResourceList, time.Time, *leftOut) {
+func usageList(u *usage) (corev1.ResourceList, time.Time, *unusable) {
 	cpu, err := cpuQuantity(u.cpu.value)
 	if err != nil {
-		return nil, time.Time{}, &leftOut{reason: fmt.Sprintf("the cpu usage of %s is unusable: %v", what, err), invalid: true}
+		return nil, time.Time{}, &unusable{"cpu", err}
 	}
 	memory, err := memoryQuantity(u.memory.value)
 	if err != nil {
-		return nil, time.Time{}, &leftOut{reason: fmt.Sprintf("the memory usage of %s is unusable: %v", what, err), invalid: true}
+		return nil, time.Time{}, &unusable{"memory", err}
 	}
 	ts := u.cpu.time
 	if u.memory.time.Before(ts) {
 		ts = u.memory.time
 	}
 	return corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}, ts, nil
+}
+
+// unusable is a usage value that is no usage at all (see checkUsage).
+type unusable struct {
+	resource string
+	err      error
+}
+
+// leftOut says why the object was left out; what names it ("container \"app\"", "this node").
+func (u *unusable) leftOut(what string) *leftOut {
+	return &leftOut{reason: fmt.Sprintf("the %s usage of %s is unusable: %v", u.resource, what, u.err), invalid: true}
 }
 
 // cpuQuantity converts a rate in cores into a quantity with nano-core precision, the

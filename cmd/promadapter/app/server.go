@@ -98,8 +98,8 @@ func Run(ctx context.Context, o *options.Options) error {
 			return err
 		}
 		pods, nodes := inf.Core().V1().Pods().Informer(), inf.Core().V1().Nodes().Informer()
-		// Cache only what usage needs: most of a full pod is never read here.
-		if err := pods.SetTransform(resourceprovider.TrimPod); err != nil {
+		// Cache only what usage and selectors need: a compact record per pod, not a corev1.Pod.
+		if err := pods.SetTransform((&resourceprovider.PodTrimmer{}).Transform); err != nil {
 			return err
 		}
 		if err := nodes.SetTransform(resourceprovider.TrimNode); err != nil {
@@ -117,7 +117,7 @@ func Run(ctx context.Context, o *options.Options) error {
 			return nil
 		}))
 		resources, err = resourceprovider.New(cfg.ResourceRules, plan, backend,
-			inf.Core().V1().Pods().Lister(), inf.Core().V1().Nodes().Lister(), mapper)
+			resourceprovider.NewPodLister(pods.GetIndexer()), inf.Core().V1().Nodes().Lister(), mapper)
 		if err != nil {
 			return err
 		}
