@@ -115,7 +115,7 @@ func node(name string, labels map[string]string) *corev1.Node {
 
 // listers returns listers holding the given objects, pods trimmed as the adapter's
 // informer trims them.
-func listers(t *testing.T, pods []*corev1.Pod, nodes []*corev1.Node) (PodLister, corev1listers.NodeLister) {
+func listers(t testing.TB, pods []*corev1.Pod, nodes []*corev1.Node) (PodLister, corev1listers.NodeLister) {
 	t.Helper()
 	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	var trimmer PodTrimmer
@@ -138,7 +138,7 @@ func listers(t *testing.T, pods []*corev1.Pod, nodes []*corev1.Node) (PodLister,
 }
 
 // newTestProvider builds a Provider over a real planner (no cache) and querier.
-func newTestProvider(t *testing.T, q planner.Querier, pods []*corev1.Pod, nodes []*corev1.Node) *Provider {
+func newTestProvider(t testing.TB, q planner.Querier, pods []*corev1.Pod, nodes []*corev1.Node) *Provider {
 	t.Helper()
 	podLister, nodeLister := listers(t, pods, nodes)
 	p, err := New(testRules(), planner.New(planner.Options{}), planner.Backend{Name: "test", Querier: q}, podLister, nodeLister, nil)

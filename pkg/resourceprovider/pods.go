@@ -22,9 +22,6 @@ import (
 // podKey identifies a pod by namespace and name.
 type podKey struct{ namespace, name string }
 
-// containerKey identifies a container of a pod.
-type containerKey struct{ namespace, pod, container string }
-
 // podFields are the fields a PodMetrics list can be selected by (the apiserver accepts
 // only metadata.name and metadata.namespace for this group).
 func podFields(pod *Pod) fields.Set {
@@ -50,11 +47,9 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods from the adapter's cache: %w", err))
 	}
 	pods := cached[:0]
-	wanted := make(map[podKey]bool, len(cached))
 	for _, pod := range cached {
 		if pod.Phase == corev1.PodRunning && (fieldSel.Empty() || fieldSel.Matches(podFields(pod))) {
 			pods = append(pods, pod)
-			wanted[podKey{pod.Namespace, pod.Name}] = true
 		}
 	}
 	list := &metrics.PodMetricsList{}
@@ -66,7 +61,6 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 	if err != nil {
 		return nil, err
 	}
-	usage := p.indexContainerUsage(results, wanted)
 	// Sorting the pods rather than the finished items moves pointers, not PodMetrics structs.
 	slices.SortFunc(pods, func(a, b *Pod) int {
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
@@ -74,10 +68,11 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	usage := p.indexContainerUsage(results, pods)
 	list.Items = make([]metrics.PodMetrics, 0, len(pods))
-	for _, pod := range pods {
+	for i, pod := range pods {
 		ref := objectRef{pod.Namespace, pod.Name, pod.UID}
-		pm, lo := p.podMetrics(pod, usage)
+		pm, lo := p.podMetrics(pod, usage.of(i))
 		if lo != nil {
 			p.podsLeftOut.leftOut(ref, lo.reason)
 			continue
@@ -105,8 +100,7 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	usage := p.indexContainerUsage(results, map[podKey]bool{{pod.Namespace, pod.Name}: true})
-	pm, lo := p.podMetrics(pod, usage)
+	pm, lo := p.podMetrics(pod, p.indexContainerUsage(results, []*Pod{pod}).of(0))
 	switch {
 	case lo == nil:
 		return &pm, nil
@@ -117,30 +111,53 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	}
 }
 
-// podUsage is the usage of pods' containers, from one cpu and one memory result.
+// podUsage is the usage of the containers of a list of pods, from one cpu and one memory
+// result. It is indexed by the pods' positions in the list and their containers' positions
+// in Pod.Containers: one map lookup per sample finds the pod, and a pod has few containers.
 type podUsage struct {
-	containers map[containerKey]usage
-	// reported holds the pods that have a series for at least one container.
-	reported map[podKey]bool
+	// containers[start[i]:start[i+1]] are the usages of pod i's containers.
+	containers []usage
+	start      []int
+	// reported[i] is set when pod i has a series for any container, listed or not.
+	reported []bool
 }
 
-// indexContainerUsage collects the samples of wanted pods by container. Series of other
-// pods, and those with an empty or "POD" container (cgroup totals of the pod and of its
-// sandbox in cAdvisor), are ignored.
-func (p *Provider) indexContainerUsage(results usageResults, wanted map[podKey]bool) podUsage {
-	pu := podUsage{containers: make(map[containerKey]usage, len(wanted)), reported: make(map[podKey]bool, len(wanted))}
+// containerUsage is the usage of one pod's containers, in the order of Pod.Containers.
+type containerUsage struct {
+	containers []usage
+	reported   bool
+}
+
+func (pu *podUsage) of(i int) containerUsage {
+	return containerUsage{containers: pu.containers[pu.start[i]:pu.start[i+1]], reported: pu.reported[i]}
+}
+
+// indexContainerUsage collects the samples of pods by container. Series of other pods, and
+// those with an empty or "POD" container (cgroup totals of the pod and of its sandbox in
+// cAdvisor), are ignored.
+func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUsage {
+	pu := &podUsage{start: make([]int, len(pods)+1), reported: make([]bool, len(pods))}
+	index := make(map[podKey]int, len(pods))
+	for i, pod := range pods {
+		index[podKey{pod.Namespace, pod.Name}] = i
+		pu.start[i+1] = pu.start[i] + len(pod.Containers)
+	}
+	pu.containers = make([]usage, pu.start[len(pods)])
 	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample) {
 		namespaceLabel, podLabel, containerLabel := model.LabelName(q.namespaceLabel), model.LabelName(q.podLabel), model.LabelName(q.containerLabel)
 		for _, s := range res.Vector {
-			key := containerKey{string(s.Metric[namespaceLabel]), string(s.Metric[podLabel]), string(s.Metric[containerLabel])}
-			pod := podKey{key.namespace, key.pod}
-			if key.container == "" || key.container == "POD" || !wanted[pod] {
+			container := string(s.Metric[containerLabel])
+			if container == "" || container == "POD" {
 				continue
 			}
-			u := pu.containers[key]
-			pick(&u).add(s.Value, s.Timestamp)
-			pu.containers[key] = u
-			pu.reported[pod] = true
+			i, ok := index[podKey{string(s.Metric[namespaceLabel]), string(s.Metric[podLabel])}]
+			if !ok {
+				continue
+			}
+			pu.reported[i] = true
+			if j := slices.Index(pods[i].Containers, container); j >= 0 {
+				pick(&pu.containers[pu.start[i]+j]).add(s.Value, s.Timestamp)
+			}
 		}
 	}
 	add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu })
@@ -152,8 +169,8 @@ func (p *Provider) indexContainerUsage(results usageResults, wanted map[podKey]b
 // every container of the pod (and every native sidecar, an init container that keeps
 // running) must have both cpu and memory usage. The pod's timestamp is its oldest
 // container's, so the usage is never claimed fresher than its oldest part.
-func (p *Provider) podMetrics(pod *Pod, pu podUsage) (metrics.PodMetrics, *leftOut) {
-	if !pu.reported[podKey{pod.Namespace, pod.Name}] {
+func (p *Provider) podMetrics(pod *Pod, cu containerUsage) (metrics.PodMetrics, *leftOut) {
+	if !cu.reported {
 		return metrics.PodMetrics{}, &leftOut{reason: fmt.Sprintf("Prometheus has no usage for any container of this pod (no cpu or memory series with %s); is the pod's node scraped for container metrics (cAdvisor or the kubelet's resource metrics)?",
 			p.cpu.podMatchers(pod, ""))}
 	}
@@ -165,8 +182,8 @@ func (p *Provider) podMetrics(pod *Pod, pu podUsage) (metrics.PodMetrics, *leftO
 		Containers: make([]metrics.ContainerMetrics, 0, len(pod.Containers)),
 	}
 	var oldest time.Time
-	for _, name := range pod.Containers {
-		u := pu.containers[containerKey{pod.Namespace, pod.Name, name}]
+	for j, name := range pod.Containers {
+		u := &cu.containers[j]
 		for _, r := range []struct {
 			q    *resourceQueries
 			seen bool
@@ -176,7 +193,7 @@ func (p *Provider) podMetrics(pod *Pod, pu podUsage) (metrics.PodMetrics, *leftO
 					r.q.name, name, r.q.podMatchers(pod, name), r.q.name)}
 			}
 		}
-		list, ts, bad := usageList(&u)
+		list, ts, bad := usageList(u)
 		if bad != nil {
 			return metrics.PodMetrics{}, bad.leftOut(fmt.Sprintf("container %q", name))
 		}
