@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -164,18 +166,56 @@ func probe(ctx context.Context, c *promclient.Client) {
 	}
 }
 
+// openAPIDefinitions are the schemas of the served types and of what they refer to. The
+// generated sets also hold every Kubernetes core type (a few thousand schemas that the
+// apiserver would keep in memory for the process lifetime); only those reachable from the
+// served groups and apimachinery's own types are kept.
 func openAPIDefinitions() openapicommon.GetOpenAPIDefinitions {
-	getters := []openapicommon.GetOpenAPIDefinitions{
+	return func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
+		return reachableDefinitions(allOpenAPIDefinitions(ref), func(name string) bool { return !isKubernetesAPIType(name) })
+	}
+}
+
+// allOpenAPIDefinitions are the generated definitions of the served groups, unpruned.
+func allOpenAPIDefinitions(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
+	all := map[string]openapicommon.OpenAPIDefinition{}
+	for _, g := range []openapicommon.GetOpenAPIDefinitions{
 		generatedcore.GetOpenAPIDefinitions, generatedcustom.GetOpenAPIDefinitions,
 		generatedexternal.GetOpenAPIDefinitions, resourceprovider.GetOpenAPIDefinitions,
+	} {
+		maps.Copy(all, g(ref))
 	}
-	return func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
-		defs := map[string]openapicommon.OpenAPIDefinition{}
-		for _, g := range getters {
-			for k, v := range g(ref) {
-				defs[k] = v
-			}
+	return all
+}
+
+// isKubernetesAPIType reports whether a definition is a type of the k8s.io/api module (core,
+// apps, ...), named by its Go package or by its OpenAPI model name.
+func isKubernetesAPIType(name string) bool {
+	return strings.HasPrefix(name, "k8s.io/api/") || strings.HasPrefix(name, "io.k8s.api.")
+}
+
+// reachableDefinitions returns the definitions whose names satisfy root, and those their
+// dependencies reach.
+func reachableDefinitions(all map[string]openapicommon.OpenAPIDefinition, root func(name string) bool) map[string]openapicommon.OpenAPIDefinition {
+	kept := map[string]openapicommon.OpenAPIDefinition{}
+	var visit func(name string)
+	visit = func(name string) {
+		if _, done := kept[name]; done {
+			return
 		}
-		return defs
+		def, ok := all[name]
+		if !ok {
+			return // the builder reports a missing definition by name
+		}
+		kept[name] = def
+		for _, dep := range def.Dependencies {
+			visit(dep)
+		}
 	}
+	for name := range all {
+		if root(name) {
+			visit(name)
+		}
+	}
+	return kept
 }
