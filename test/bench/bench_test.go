@@ -93,12 +93,12 @@ promadapter_discovery_duration_seconds_count 2
 }
 
 func TestParseStatusMemory(t *testing.T) {
-	status := "Name:\tpromadapter\nVmPeak:\t 1300000 kB\nVmHWM:\t   120000 kB\nVmRSS:\t   100000 kB\nThreads:\t12\n"
+	status := "Name:\tpromadapter\nVmPeak:\t 1300000 kB\nVmHWM:\t   120000 kB\nVmRSS:\t   100000 kB\nRssAnon:\t   40000 kB\nRssFile:\t   60000 kB\nRssShmem:\t       0 kB\nThreads:\t12\n"
 	got, err := parseStatusMemory(strings.NewReader(status))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Memory{RSS: 100000 << 10, HWM: 120000 << 10}); got != want {
+	if want := (Memory{RSS: 100000 << 10, HWM: 120000 << 10, Anon: 40000 << 10, File: 60000 << 10}); got != want {
 		t.Errorf("parseStatusMemory = %+v, want %+v", got, want)
 	}
 	t.Run("a status without VmHWM is an error", func(t *testing.T) {

@@ -101,6 +101,9 @@ func (b *bench) discoverOnce(ctx context.Context, cluster *testbed.Cluster, dir 
 	// Started directly rather than with Cluster.StartAdapter: discovery of a million series may
 	// take longer than its readiness deadline, and no APIService is needed to read /metrics.
 	adapterDir := filepath.Join(dir, "adapter")
+	if err := dropFromPageCache(b.adapterBin); err != nil {
+		return r, err
+	}
 	adapter, err := testbed.StartProcess(ctx, "promadapter", filepath.Join(adapterDir, "promadapter.log"), b.adapterBin,
 		"--prometheus-url="+prom.URL,
 		"--secure-port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--cert-dir="+adapterDir,

@@ -170,6 +170,12 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	both(fmt.Sprintf("`kubectl top pods -A`, median / max of %d (%s rows)", on.TopPods.N, count(on.TopPods.Items)), func(m ModeResult) string { return medianMax(m.TopPods) })
 	both(fmt.Sprintf("`kubectl top nodes`, median / max of %d (%s rows)", on.TopNodes.N, count(on.TopNodes.Items)), func(m ModeResult) string { return medianMax(m.TopNodes) })
 	both("Adapter RSS after start-up (first discovery done, no request yet)", func(m ModeResult) string { return mib(m.RSS.AfterStart) })
+	both("… of which anonymous (heap, stacks) / file-backed (the binary's pages)", func(m ModeResult) string {
+		if m.RSS.AfterStartAnon == 0 {
+			return "—"
+		}
+		return mib(m.RSS.AfterStartAnon) + " / " + mib(m.RSS.AfterStartFile)
+	})
 	both("Adapter RSS after the latency measurements (object caches filled)", func(m ModeResult) string { return mib(m.RSS.AfterRequests) })
 	both("Adapter peak RSS (VmHWM, `kubectl top` included)", func(m ModeResult) string { return mib(m.RSS.Peak) })
 	both("Start-up to ready and APIServices Available / first discovery pass", func(m ModeResult) string {

@@ -124,6 +124,10 @@ type Upstream struct {
 type RSS struct {
 	// AfterStart is VmRSS once the adapter is ready (first discovery done), before any request.
 	AfterStart int64 `json:"afterStart"`
+	// AfterStartAnon and AfterStartFile split AfterStart into anonymous memory (heap,
+	// stacks) and file-backed pages (the binary's code and read-only data).
+	AfterStartAnon int64 `json:"afterStartAnon"`
+	AfterStartFile int64 `json:"afterStartFile"`
 	// AfterRequests is VmRSS after the latency measurements (object caches filled).
 	AfterRequests int64 `json:"afterRequests"`
 	// Peak is VmHWM, the high-water mark, at the end of the run (kubectl top included).

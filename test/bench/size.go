@@ -270,6 +270,9 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 	if err != nil {
 		return m, err
 	}
+	if err := dropFromPageCache(e.bench.adapterBin); err != nil {
+		return m, err
+	}
 	started := time.Now()
 	adapter, err := e.cluster.StartAdapter(ctx, testbed.AdapterOptions{
 		Bin:           e.bench.adapterBin,
@@ -290,7 +293,7 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 	if err != nil {
 		return m, err
 	}
-	m.RSS.AfterStart = mem.RSS
+	m.RSS.AfterStart, m.RSS.AfterStartAnon, m.RSS.AfterStartFile = mem.RSS, mem.Anon, mem.File
 
 	direct, err := directClient(e.cluster.RESTConfig, adapter.Port)
 	if err != nil {
