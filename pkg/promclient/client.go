@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,9 @@ type Options struct {
 // Client is a Prometheus backend. It is a value: several may exist side by side.
 type Client struct {
 	url     string
-	api     v1.API
+	base    api.Client // sends queries; carries TLS, authorization and headers
+	api     v1.API     // label names and values
+	verb    string
 	timeout time.Duration
 }
 
@@ -76,30 +79,117 @@ func New(opts Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	var c api.Client = base
+	var labels api.Client = base
 	if verb == http.MethodGet {
-		c = getClient{base}
+		labels = getClient{base}
 	}
-	return &Client{url: opts.URL, api: v1.NewAPI(c), timeout: timeout}, nil
+	return &Client{url: opts.URL, base: base, api: v1.NewAPI(labels), verb: verb, timeout: timeout}, nil
 }
 
 // URL is the backend's base URL, for messages.
 func (c *Client) URL() string { return c.url }
 
-// Query runs an instant query. A zero ts lets Prometheus evaluate at its own "now", so
-// returned sample timestamps are Prometheus' evaluation time, never the adapter's clock.
+// Query runs an instant query at ts, or at the adapter's "now" when ts is zero. Sample
+// timestamps in the result are the evaluation time.
+//
+// The request goes through the same transport as client_golang's, but the answer is decoded by
+// decodeQueryResponse: decoding is most of the adapter's CPU, and client_golang parses a vector
+// three times over, partly by reflection.
 func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if ts.IsZero() {
-		// The v1 API always sends a time; "now" on our clock is the closest stand-in.
 		ts = time.Now()
 	}
-	v, _, _, err := c.api.Query(ctx, query, ts, v1.WithTimeout(c.timeout))
+	u := c.base.URL("/api/v1/query", nil)
+	form := u.Query() // parameters in the configured URL go with every query, as with client_golang
+	form.Set("query", query)
+	form.Set("time", formatTime(ts))
+	form.Set("timeout", c.timeout.String())
+	resp, body, err := c.send(ctx, u, form.Encode())
+	if err == nil && resp.StatusCode/100 != 2 {
+		err = answerError(resp.StatusCode, body)
+	}
+	var v model.Value
+	if err == nil {
+		v, err = decodeQueryResponse(body)
+	}
 	if err != nil {
 		return nil, c.wrap("query", err)
 	}
 	return v, nil
+}
+
+// send asks for u with the form-encoded parameters: as a GET query string when the verb is GET
+// and they fit in MaxGETQueryBytes, else as a POST form. Like client_golang, it retries a POST
+// refused with 403, 405 or 501 as a GET.
+func (c *Client) send(ctx context.Context, u *url.URL, form string) (*http.Response, []byte, error) {
+	if c.verb == http.MethodGet && len(form) <= MaxGETQueryBytes {
+		return c.get(ctx, u, form)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// An Idempotency-Key, even empty and so not sent, lets net/http retry the POST on a
+	// keep-alive connection the server had closed: a query has no side effects.
+	req.Header["Idempotency-Key"] = nil
+	resp, body, err := c.base.Do(ctx, req)
+	if resp != nil {
+		switch resp.StatusCode {
+		case http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+			return c.get(ctx, u, form)
+		}
+	}
+	return resp, body, err
+}
+
+func (c *Client) get(ctx context.Context, u *url.URL, form string) (*http.Response, []byte, error) {
+	withQuery := *u
+	withQuery.RawQuery = form
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, withQuery.String(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.base.Do(ctx, req)
+}
+
+// formatTime is the API's time format, as client_golang writes it: Unix seconds with a fraction.
+func formatTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.Unix())+float64(t.Nanosecond())/1e9, 'f', -1, 64)
+}
+
+// answerError is the *v1.Error that client_golang makes of a non-2xx answer, so that wrap
+// classifies queries and label calls alike: Prometheus' error body for 400 and 422, which
+// it answers to bad queries, else the status, with the body kept in Detail.
+func answerError(code int, body []byte) *v1.Error {
+	if code == http.StatusBadRequest || code == http.StatusUnprocessableEntity {
+		var answer struct {
+			Status    string       `json:"status"`
+			ErrorType v1.ErrorType `json:"errorType"`
+			Error     string       `json:"error"`
+		}
+		if json.Unmarshal(body, &answer) == nil {
+			if answer.Status == "success" {
+				return &v1.Error{Type: v1.ErrBadResponse, Msg: "inconsistent body for response code"}
+			}
+			if answer.ErrorType == "" {
+				answer.ErrorType = v1.ErrClient
+			}
+			if answer.Error == "" {
+				answer.Error = fmt.Sprintf("client error: %d", code)
+			}
+			return &v1.Error{Type: answer.ErrorType, Msg: answer.Error}
+		}
+	}
+	switch code / 100 {
+	case 4:
+		return &v1.Error{Type: v1.ErrClient, Msg: fmt.Sprintf("client error: %d", code), Detail: string(body)}
+	case 5:
+		return &v1.Error{Type: v1.ErrServer, Msg: fmt.Sprintf("server error: %d", code), Detail: string(body)}
+	}
+	return &v1.Error{Type: v1.ErrBadResponse, Msg: fmt.Sprintf("bad response code %d", code), Detail: string(body)}
 }
 
 // LabelNames lists label names of series matching any of matches within [start, end].
@@ -182,18 +272,24 @@ func (c *Client) wrap(op string, err error) error {
 			e.Cause = CauseBadQuery
 		case v1.ErrTimeout, v1.ErrCanceled:
 			e.Cause = CauseTimeout
-		case v1.ErrServer:
-			// The client library decodes error bodies only for 400/422; Prometheus answers its
-			// own query timeouts with 503 and {"errorType":"timeout","error":"…"}.
+		default:
+			if apiErr.Detail == "" {
+				break
+			}
+			// Error bodies are decoded only for 400 and 422 and otherwise kept in Detail.
+			// Prometheus answers its own query timeouts with 503 and {"errorType":"timeout",
+			// "error":"…"}; a proxy answers a 401 or a 502 with text or HTML: quote its start.
 			var body struct {
 				ErrorType string `json:"errorType"`
 				Error     string `json:"error"`
 			}
-			if json.Unmarshal([]byte(apiErr.Detail), &body) == nil && body.Error != "" {
-				e.Err = fmt.Errorf("%s: %s", body.ErrorType, body.Error)
-				if body.ErrorType == string(v1.ErrTimeout) || body.ErrorType == string(v1.ErrCanceled) {
-					e.Cause = CauseTimeout
-				}
+			if json.Unmarshal([]byte(apiErr.Detail), &body) != nil || body.Error == "" {
+				e.Err = fmt.Errorf("%w; the answer starts with %q", apiErr, answerStart(apiErr.Detail))
+				break
+			}
+			e.Err = fmt.Errorf("%s: %s", body.ErrorType, body.Error)
+			if apiErr.Type == v1.ErrServer && (body.ErrorType == string(v1.ErrTimeout) || body.ErrorType == string(v1.ErrCanceled)) {
+				e.Cause = CauseTimeout
 			}
 		}
 	case errors.As(err, &netErr) && netErr.Timeout():
@@ -206,6 +302,17 @@ func (c *Client) wrap(op string, err error) error {
 	return e
 }
 
+// maxQuoted bounds how much of an unexpected answer an error message quotes.
+const maxQuoted = 200
+
+// answerStart is the start of an answer, for quoting.
+func answerStart(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	return s[:maxQuoted] + "…"
+}
+
 // CauseOf returns the cause of a backend error, or "" when err is not one.
 func CauseOf(err error) Cause {
 	var e *Error
@@ -215,7 +322,8 @@ func CauseOf(err error) Cause {
 	return ""
 }
 
-// getClient sends form-encoded POSTs as GETs while they fit in MaxGETQueryBytes, honouring
+// getClient, for the label calls that go through client_golang, sends form-encoded POSTs as
+// GETs while they fit in MaxGETQueryBytes, honouring
 // --prometheus-verb=GET for servers or proxies that only allow GET, and falling back to POST
 // for long queries so nothing is rejected for its length.
 type getClient struct{ api.Client }

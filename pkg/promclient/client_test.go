@@ -638,3 +638,92 @@ func TestTLSServerIsVerifiedWithTheConfiguredCA(t *testing.T) {
 		})
 	}
 }
+
+func TestQueryExplainsAnswersThatAreNotResults(t *testing.T) {
+	cases := []struct {
+		name      string
+		status    int
+		body      string
+		wantCause promclient.Cause
+		want      []string // substrings of the message
+	}{
+		{"a proxy's 401 names the status and quotes the answer", http.StatusUnauthorized, "<html><body>401 Authorization Required</body></html>",
+			promclient.CauseServer, []string{"failed (query)", "client error: 401", `the answer starts with "<html><body>401 Authorization Required</body></html>"`}},
+		{"a 414 names the status and quotes the answer", http.StatusRequestURITooLong, "URI Too Long\n",
+			promclient.CauseServer, []string{"client error: 414", `the answer starts with "URI Too Long\n"`}},
+		{"a long answer is quoted only in its first 200 bytes", http.StatusBadGateway, strings.Repeat("x", 1000),
+			promclient.CauseServer, []string{"server error: 502", `"` + strings.Repeat("x", 200) + `…"`}},
+		{"a 500 with Prometheus' error body gives its explanation", http.StatusInternalServerError, `{"status":"error","errorType":"internal","error":"boom"}`,
+			promclient.CauseServer, []string{"failed (query): internal: boom"}},
+		{"a 422 execution error is a server failure with Prometheus' explanation", http.StatusUnprocessableEntity,
+			`{"status":"error","errorType":"execution","error":"query processing would load too many samples into memory"}`,
+			promclient.CauseServer, []string{"failed (query): execution: query processing would load too many samples"}},
+		{"a 200 HTML page says it is not a query result", http.StatusOK, "<!DOCTYPE html><html><head><title>Grafana</title></head></html>",
+			promclient.CauseServer, []string{"failed (query): answer is not a Prometheus query result: expected an object at byte 0", "<!DOCTYPE html>"}},
+		{"a 200 answer cut short says where", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{}`,
+			promclient.CauseServer, []string{"answer is not a Prometheus query result: sample 0: expected ',' or '}' at byte 72 (the end of the answer)"}},
+		{"a 200 answer with status error is classified by its errorType", http.StatusOK, `{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\""}`,
+			promclient.CauseBadQuery, []string{"rejected the query", `invalid parameter "query"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakePrometheus(t, func(*http.Request) (int, string) { return tc.status, tc.body })
+			c := mustNew(t, promclient.Options{URL: f.URL})
+			v, err := c.Query(context.Background(), "up", time.Time{})
+			if err == nil {
+				t.Fatalf("Query = %v, want an error", v)
+			}
+			if got := promclient.CauseOf(err); got != tc.wantCause {
+				t.Errorf("CauseOf(%q) = %q, want %q", err, got, tc.wantCause)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), strings.Repeat("x", 201)) {
+				t.Errorf("error quotes more than 200 bytes of the answer: %.300q", err)
+			}
+		})
+	}
+}
+
+func TestQueryRetriesAPOSTRefusedByTheServerAsGET(t *testing.T) {
+	for _, status := range []int{http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			f := newFakePrometheus(t, func(r *http.Request) (int, string) {
+				if r.Method == http.MethodPost {
+					return status, "POST not allowed"
+				}
+				return http.StatusOK, vectorBody
+			})
+			c := mustNew(t, promclient.Options{URL: f.URL, Verb: "POST"})
+			if _, err := c.Query(context.Background(), "up", time.Unix(1700000000, 0)); err != nil {
+				t.Fatalf("Query: %v", err)
+			}
+			var methods []string
+			for _, r := range f.requests() {
+				methods = append(methods, r.Method)
+			}
+			if want := []string{http.MethodPost, http.MethodGet}; !reflect.DeepEqual(methods, want) {
+				t.Errorf("server saw %v, want %v", methods, want)
+			}
+			if got := f.lastRequest(t).Form.Get("query"); got != "up" {
+				t.Errorf("the GET asked for query %q, want up", got)
+			}
+		})
+	}
+}
+
+func TestQueryKeepsTheParametersOfTheConfiguredURL(t *testing.T) {
+	f := newFakePrometheus(t, nil)
+	c := mustNew(t, promclient.Options{URL: f.URL + "/prometheus?tenant=a", Timeout: 7 * time.Second})
+	if _, err := c.Query(context.Background(), "up", time.Unix(1700000000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r := f.lastRequest(t)
+	want := url.Values{"tenant": {"a"}, "query": {"up"}, "time": {"1700000000"}, "timeout": {"7s"}}
+	if r.Path != "/prometheus/api/v1/query" || !reflect.DeepEqual(r.Form, want) {
+		t.Errorf("server saw %s with %v, want /prometheus/api/v1/query with %v", r.Path, r.Form, want)
+	}
+}
