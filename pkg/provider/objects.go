@@ -90,8 +90,8 @@ func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource
 	}
 	var names []string
 	for _, obj := range objs {
-		m, err := apimeta.Accessor(obj)
-		if err != nil {
+		m, ok := obj.(labeledObject)
+		if !ok {
 			continue
 		}
 		if selector == nil || selector.Matches(labels.Set(m.GetLabels())) {
@@ -100,6 +100,13 @@ func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// labeledObject is what ListNames reads of a cached object: metadata-only objects and the
+// resource provider's compact pod records both provide it.
+type labeledObject interface {
+	GetName() string
+	GetLabels() map[string]string
 }
 
 func trimMetadata(obj any) (any, error) {

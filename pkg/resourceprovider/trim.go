@@ -2,6 +2,8 @@ package resourceprovider
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,19 +12,23 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
 
 // Pod is what the adapter keeps of a pod in its informer cache: what metrics.k8s.io and
 // selector requests read, and nothing else. A corev1.Pod is kilobytes even when emptied (its
-// spec and status structs, a container struct per container); this record is a few hundred
-// bytes, which at 10,000 pods is most of the adapter's memory.
+// spec and status structs, a container struct per container), and even an ObjectMeta is 240
+// bytes of mostly empty fields; this record is 128 bytes besides its strings, which matters
+// at tens of thousands of pods.
 type Pod struct {
-	// ObjectMeta holds the name, namespace, UID, resource version and labels only. It is
-	// embedded so that informers' key and index functions (meta.Accessor) work unchanged.
+	Name, Namespace string
+	UID             types.UID
+	// ResourceVersion lets the informer tell a real update from a resync.
+	ResourceVersion string
 	// Labels is shared with other pods that have the same labels: never change it.
-	metav1.ObjectMeta
-	Phase corev1.PodPhase
+	Labels map[string]string
+	Phase  corev1.PodPhase
 	// Containers are the containers that run for the pod's whole life and must report usage:
 	// its containers, then its native sidecars (init containers with restartPolicy Always).
 	Containers []string
@@ -30,14 +36,27 @@ type Pod struct {
 	labelSet *labelSet
 }
 
+// GetName and GetLabels are what selector requests read of a cached object.
+func (p *Pod) GetName() string              { return p.Name }
+func (p *Pod) GetLabels() map[string]string { return p.Labels }
+
+// GetObjectMeta implements metav1.ObjectMetaAccessor, through which informers' key and index
+// functions (meta.Accessor) read the record. It builds an ObjectMeta on each call: they run
+// once per event, never per request.
+func (p *Pod) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion, Labels: p.Labels}
+}
+
 // GetObjectKind implements runtime.Object; a cached record carries no kind.
 func (p *Pod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 // DeepCopyObject implements runtime.Object, for client-go's cache mutation detector.
 func (p *Pod) DeepCopyObject() runtime.Object {
-	out := &Pod{Phase: p.Phase, Containers: append([]string(nil), p.Containers...)}
-	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	return out
+	out := *p
+	out.Labels = maps.Clone(p.Labels)
+	out.Containers = slices.Clone(p.Containers)
+	out.labelSet = nil
+	return &out
 }
 
 // PodTrimmer turns the pods an informer receives into Pod records. Pods with the same
@@ -53,9 +72,7 @@ func (t *PodTrimmer) Transform(obj any) (any, error) {
 	}
 	set := t.labels.intern(pod.Labels)
 	out := &Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: unique.Make(pod.Namespace).Value(), UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-		},
+		Name: pod.Name, Namespace: unique.Make(pod.Namespace).Value(), UID: pod.UID, ResourceVersion: pod.ResourceVersion,
 		Phase:    pod.Status.Phase,
 		labelSet: set,
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,7 +20,7 @@ import (
 func TestPodTrimmerKeepsWhatUsageNeeds(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", Labels: map[string]string{"app": "a"},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u", ResourceVersion: "42", Labels: map[string]string{"app": "a"},
 			Annotations: map[string]string{"big": "x"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 		Spec: corev1.PodSpec{
 			Containers:     []corev1.Container{{Name: "app", Image: "i", Env: []corev1.EnvVar{{Name: "A"}}}},
@@ -36,14 +37,23 @@ func TestPodTrimmerKeepsWhatUsageNeeds(t *testing.T) {
 	if p.Name != "p" || p.Namespace != "ns" || p.UID != "u" || p.Labels["app"] != "a" || p.Phase != corev1.PodRunning {
 		t.Errorf("identity, labels or phase lost: %+v", p)
 	}
-	if len(p.Annotations) != 0 || len(p.ManagedFields) != 0 {
-		t.Errorf("unneeded fields kept: %+v", p)
+	if p.ResourceVersion != pod.ResourceVersion {
+		t.Errorf("resource version %q, want %q (informers compare it on updates)", p.ResourceVersion, pod.ResourceVersion)
+	}
+	if size := unsafe.Sizeof(*p); size > 128 {
+		t.Errorf("a Pod record is %d bytes, want at most 128 (see its comment)", size)
 	}
 	if len(p.Containers) != 2 || p.Containers[0] != "app" || p.Containers[1] != "sidecar" {
 		t.Errorf("containers that must report usage = %v, want [app sidecar]", p.Containers)
 	}
-	if _, err := meta.Accessor(p); err != nil {
-		t.Errorf("informers cannot key the record: %v", err)
+	if key, err := cache.MetaNamespaceKeyFunc(p); err != nil || key != "ns/p" {
+		t.Errorf("informers key the record as %q, %v; want ns/p", key, err)
+	}
+	if ns, err := cache.MetaNamespaceIndexFunc(p); err != nil || len(ns) != 1 || ns[0] != "ns" {
+		t.Errorf("the namespace index files the record under %v, %v; want [ns]", ns, err)
+	}
+	if m, err := meta.Accessor(p); err != nil || m.GetResourceVersion() != pod.ResourceVersion || m.GetUID() != "u" {
+		t.Errorf("meta.Accessor = %v, %v; want the record's identity and resource version", m, err)
 	}
 	if c := p.DeepCopyObject().(*Pod); c.Labels["app"] != "a" || &c.Containers[0] == &p.Containers[0] {
 		t.Errorf("DeepCopyObject = %+v, want an independent copy", c)
