@@ -168,6 +168,12 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	both("Longest query sent", func(m ModeResult) string { return count(m.LongestQueryBytes) + " bytes" })
 	both(fmt.Sprintf("PodMetrics of all namespaces with client-go (what `kubectl top pods -A` asks), median / max of %d", on.PodMetricsAPI.N), func(m ModeResult) string { return medianMax(m.PodMetricsAPI) })
 	both(fmt.Sprintf("`kubectl top pods -A`, median / max of %d (%s rows)", on.TopPods.N, count(on.TopPods.Items)), func(m ModeResult) string { return medianMax(m.TopPods) })
+	both(fmt.Sprintf("`kubectl top pods -A` with the PodMetrics answer replayed from a recording (kubectl's own time: start, decoding, printing), median / max of %d", on.TopPodsReplayed.N), func(m ModeResult) string {
+		if m.TopPodsReplayed.N == 0 {
+			return "—"
+		}
+		return medianMax(m.TopPodsReplayed)
+	})
 	both(fmt.Sprintf("`kubectl top nodes`, median / max of %d (%s rows)", on.TopNodes.N, count(on.TopNodes.Items)), func(m ModeResult) string { return medianMax(m.TopNodes) })
 	both("Adapter RSS after start-up (first discovery done, no request yet)", func(m ModeResult) string { return mib(m.RSS.AfterStart) })
 	both("… of which anonymous (heap, stacks) / file-backed (the binary's pages)", func(m ModeResult) string {

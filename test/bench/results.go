@@ -106,6 +106,9 @@ type ModeResult struct {
 	PodWatches int     `json:"podWatches"`
 	TopPods    Latency `json:"topPods"`
 	TopNodes   Latency `json:"topNodes"`
+	// TopPodsReplayed is `kubectl top pods -A` with its PodMetrics answer replayed from a
+	// recording: kubectl's own time, the floor of TopPods.
+	TopPodsReplayed Latency `json:"topPodsReplayed"`
 	// LongestQueryBytes is promadapter_planner_longest_query_bytes at the end of the run.
 	LongestQueryBytes int `json:"longestQueryBytes"`
 	RSS               RSS `json:"rss"`

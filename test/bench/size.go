@@ -372,6 +372,9 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 	if m.TopNodes, err = e.timeKubectl(ctx, e.spec.Nodes, "top", "nodes", "--no-headers"); err != nil {
 		return m, err
 	}
+	if m.TopPodsReplayed, err = e.timeKubectlReplayed(ctx, e.completePods, "top", "pods", "-A", "--no-headers"); err != nil {
+		return m, err
+	}
 
 	if adapterMetrics, err = scrapeREST(ctx, direct); err != nil {
 		return m, fmt.Errorf("reading the adapter's metrics: %w", err)
@@ -537,6 +540,38 @@ func (e *sizeEnv) timeKubectl(ctx context.Context, wantLines int, args ...string
 		return lat, fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
 	}
 	return lat, nil
+}
+
+// timeKubectlReplayed times kubectl through a replayProxy that answers the PodMetrics list
+// of all namespaces from a recording (made by one untimed run first): kubectl's own time.
+func (e *sizeEnv) timeKubectlReplayed(ctx context.Context, wantLines int, args ...string) (Latency, error) {
+	proxy, err := startReplayProxy(e.cluster.RESTConfig, "/apis/metrics.k8s.io/v1beta1/pods")
+	if err != nil {
+		return Latency{}, err
+	}
+	defer proxy.close()
+	kubeconfig, err := proxy.writeKubeconfig(e.dir)
+	if err != nil {
+		return Latency{}, err
+	}
+	args = append([]string{"--kubeconfig=" + kubeconfig}, args...)
+	if _, err := commandOutput(ctx, e.bench.bins.Kubectl, args...); err != nil {
+		return Latency{}, fmt.Errorf("recording kubectl's answer: %w", err)
+	}
+	if !proxy.replayed() {
+		return Latency{}, fmt.Errorf("kubectl %s did not ask for %s: nothing to replay", strings.Join(args, " "), proxy.path)
+	}
+	var out string
+	return timeCalls(ctx, e.bench.opts.topRuns, func(ctx context.Context) error {
+		out, err = commandOutput(ctx, e.bench.bins.Kubectl, args...)
+		return err
+	}, func() (int, error) {
+		lines := strings.Count(strings.TrimSpace(out), "\n") + 1
+		if lines != wantLines {
+			return lines, fmt.Errorf("kubectl %s printed %d lines, want %d", strings.Join(args, " "), lines, wantLines)
+		}
+		return lines, nil
+	})
 }
 
 func labelSelector(app string) string { return fixture.AppLabel + "=" + app }
