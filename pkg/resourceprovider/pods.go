@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -143,7 +144,9 @@ func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUs
 		pu.start[i+1] = pu.start[i] + len(pod.Containers)
 	}
 	pu.containers = make([]usage, pu.start[len(pods)])
-	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample) {
+	// The two results are indexed concurrently: they write different fields (cpu, memory) of
+	// the same usages, and each its own reported flags.
+	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample, reported []bool) {
 		namespaceLabel, podLabel, containerLabel := model.LabelName(q.namespaceLabel), model.LabelName(q.podLabel), model.LabelName(q.containerLabel)
 		for _, s := range res.Vector {
 			container := string(s.Metric[containerLabel])
@@ -154,14 +157,20 @@ func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUs
 			if !ok {
 				continue
 			}
-			pu.reported[i] = true
+			reported[i] = true
 			if j := slices.Index(pods[i].Containers, container); j >= 0 {
 				pick(&pu.containers[pu.start[i]+j]).add(s.Value, s.Timestamp)
 			}
 		}
 	}
-	add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu })
-	add(p.memory, results.memory, func(u *usage) *sample { return &u.memory })
+	memoryReported := make([]bool, len(pods))
+	var wg sync.WaitGroup
+	wg.Go(func() { add(p.memory, results.memory, func(u *usage) *sample { return &u.memory }, memoryReported) })
+	add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu }, pu.reported)
+	wg.Wait()
+	for i, r := range memoryReported {
+		pu.reported[i] = pu.reported[i] || r
+	}
 	return pu
 }
 
