@@ -128,14 +128,19 @@ func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string,
 	if err != nil {
 		return nil, BackendError(fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), err)
 	}
-	out := make(map[string]*model.Sample, len(res.Vector))
+	// The result covers the whole namespace; keep the objects asked for.
+	wanted := make(map[string]bool, len(names))
+	for _, n := range names {
+		wanted[n] = true
+	}
+	out := make(map[string]*model.Sample, len(names))
 	for _, s := range res.Vector {
 		name, ok := s.Metric[model.LabelName(rq.ResourceLabel)]
 		if !ok && rq.ByName && len(names) == 1 && len(res.Vector) == 1 {
 			// A template that does not group returns one unlabelled value for the one object asked.
 			name = model.LabelValue(names[0])
 		}
-		if name != "" {
+		if wanted[string(name)] {
 			out[string(name)] = s
 		}
 	}
