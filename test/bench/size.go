@@ -522,12 +522,18 @@ func (e *sizeEnv) upstreamCounters(ctx context.Context) (queries, podLists float
 		apiserver.Sum("apiserver_request_total", map[string]string{"verb": "LIST", "resource": "pods"}), nil
 }
 
-// timeKubectl runs kubectl topRuns times and checks each output has wantLines lines.
+// timeKubectl runs kubectl topRuns times against the cluster and checks each output has
+// wantLines lines.
 func (e *sizeEnv) timeKubectl(ctx context.Context, wantLines int, args ...string) (Latency, error) {
+	return e.timeKubectlWith(ctx, e.cluster.Kubectl, wantLines, args...)
+}
+
+// timeKubectlWith is timeKubectl with run running kubectl.
+func (e *sizeEnv) timeKubectlWith(ctx context.Context, run func(context.Context, ...string) (string, error), wantLines int, args ...string) (Latency, error) {
 	var out string
 	lat, err := timeCalls(ctx, e.bench.opts.topRuns, func(ctx context.Context) error {
 		var err error
-		out, err = e.cluster.Kubectl(ctx, args...)
+		out, err = run(ctx, args...)
 		return err
 	}, func() (int, error) {
 		lines := strings.Count(strings.TrimSpace(out), "\n") + 1
@@ -554,24 +560,16 @@ func (e *sizeEnv) timeKubectlReplayed(ctx context.Context, wantLines int, args .
 	if err != nil {
 		return Latency{}, err
 	}
-	args = append([]string{"--kubeconfig=" + kubeconfig}, args...)
-	if _, err := commandOutput(ctx, e.bench.bins.Kubectl, args...); err != nil {
+	run := func(ctx context.Context, args ...string) (string, error) {
+		return commandOutput(ctx, e.bench.bins.Kubectl, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	}
+	if _, err := run(ctx, args...); err != nil {
 		return Latency{}, fmt.Errorf("recording kubectl's answer: %w", err)
 	}
 	if !proxy.replayed() {
 		return Latency{}, fmt.Errorf("kubectl %s did not ask for %s: nothing to replay", strings.Join(args, " "), proxy.path)
 	}
-	var out string
-	return timeCalls(ctx, e.bench.opts.topRuns, func(ctx context.Context) error {
-		out, err = commandOutput(ctx, e.bench.bins.Kubectl, args...)
-		return err
-	}, func() (int, error) {
-		lines := strings.Count(strings.TrimSpace(out), "\n") + 1
-		if lines != wantLines {
-			return lines, fmt.Errorf("kubectl %s printed %d lines, want %d", strings.Join(args, " "), lines, wantLines)
-		}
-		return lines, nil
-	})
+	return e.timeKubectlWith(ctx, run, wantLines, args...)
 }
 
 func labelSelector(app string) string { return fixture.AppLabel + "=" + app }
