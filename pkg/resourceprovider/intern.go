@@ -10,8 +10,8 @@ import (
 
 // labelSets interns pods' label maps. The pods of one Deployment, DaemonSet or Job carry
 // identical labels, so one shared map can stand for thousands of copies: at 10,000 pods the
-// copies are a third of the adapter's live heap. Interned maps are read-only, as every
-// cached object is.
+// copies were a fifth of the adapter's live heap (4 of 20 MB). Interned maps are read-only,
+// as every cached object is.
 //
 // The table holds its sets weakly: a set stays as long as some cached pod holds it (through
 // Pod.labelSet), and its entry is removed when the garbage collector frees it, so the table
