@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/promadapter/promadapter/internal/promtest"
 	"github.com/promadapter/promadapter/pkg/promclient"
 )
 
@@ -366,20 +366,6 @@ func TestBearerTokenFileIsReadAgainForEachRequest(t *testing.T) {
 	}
 }
 
-// closedURL returns the URL of a loopback port nobody listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr
-}
-
 func TestErrorsAreClassifiedByCause(t *testing.T) {
 	type call func(c *promclient.Client, ctx context.Context) error
 	query := func(c *promclient.Client, ctx context.Context) error {
@@ -436,7 +422,7 @@ func TestErrorsAreClassifiedByCause(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			u := closedURL(t)
+			u := promtest.ClosedURL(t)
 			if tc.respond != nil || tc.sleep > 0 || tc.cancelled {
 				f := newFakePrometheus(t, func(r *http.Request) (int, string) {
 					if tc.sleep > 0 {

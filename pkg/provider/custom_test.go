@@ -15,6 +15,7 @@ import (
 	"k8s.io/metrics/pkg/apis/custom_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
+	"github.com/promadapter/promadapter/internal/promtest"
 	"github.com/promadapter/promadapter/pkg/config"
 	"github.com/promadapter/promadapter/pkg/promclient"
 )
@@ -283,7 +284,7 @@ func TestGetMetricBySelector(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			queryURL := tc.queryURL
 			if queryURL == "closed" {
-				queryURL = closedURL(t)
+				queryURL = promtest.ClosedURL(t)
 			}
 			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, objects: tc.objects, queryURL: queryURL, timeout: tc.timeout})
 			e.prom.SetAnswer(tc.answer)
@@ -391,7 +392,7 @@ func TestGetMetricByName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			queryURL := tc.queryURL
 			if queryURL == "closed" {
-				queryURL = closedURL(t)
+				queryURL = promtest.ClosedURL(t)
 			}
 			e := newEnv(t, envOptions{custom: customRules, series: shopSeries, queryURL: queryURL})
 			e.prom.SetAnswer(tc.answer)

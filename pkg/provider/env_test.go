@@ -3,7 +3,6 @@ package provider_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"sort"
 	"sync"
 	"testing"
@@ -205,20 +204,6 @@ func discoveryFor(t *testing.T, backend discovery.Lister, registry *discovery.Re
 		t.Fatal(err)
 	}
 	return &discovery.Discoverer{Backend: backend, Custom: compiled, Registry: registry, MaxAge: 10 * time.Minute}
-}
-
-// closedURL returns the URL of a loopback port nobody listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr
 }
 
 // sample is one vector element at sampleTime: a value and label pairs.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/metrics/pkg/apis/external_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
+	"github.com/promadapter/promadapter/internal/promtest"
 	"github.com/promadapter/promadapter/pkg/config"
 )
 
@@ -195,7 +196,7 @@ func TestGetExternalMetric(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			queryURL := tc.queryURL
 			if queryURL == "closed" {
-				queryURL = closedURL(t)
+				queryURL = promtest.ClosedURL(t)
 			}
 			e := newEnv(t, envOptions{external: externalRules, series: shopSeries, queryURL: queryURL})
 			e.prom.SetAnswer(tc.answer)
