@@ -16,8 +16,9 @@ build:
 # Unit and end-to-end tests: what CI runs.
 test: lint test-unit test-e2e
 
+# -race always: the adapter serves concurrent requests from shared, compiled state.
 test-unit:
-	$(GO) test -count=1 ./cmd/... ./pkg/... ./test/fixture/...
+	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/... ./test/fixture/...
 
 deps:
 	bash test/tools/deps.sh
@@ -36,6 +37,7 @@ bench: build deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzObjectQuery -fuzztime 30s ./pkg/naming/
 	$(GO) test -run '^$$' -fuzz FuzzSelectorMatchers -fuzztime 30s ./pkg/naming/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeQuery -fuzztime 30s ./pkg/promclient/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
