@@ -18,7 +18,7 @@ test: lint test-unit test-e2e
 
 # -race always: the adapter serves concurrent requests from shared, compiled state.
 test-unit:
-	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/... ./test/fixture/...
+	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./internal/... ./test/fixture/... ./test/bench/
 
 deps:
 	bash test/tools/deps.sh

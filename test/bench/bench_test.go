@@ -220,3 +220,25 @@ func TestNarrowToPods(t *testing.T) {
 		}
 	})
 }
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		stat string
+		want time.Duration
+	}{
+		{"user and system ticks add up", "1234 (promadapter) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0", 3 * time.Second},
+		{"a command name with spaces and parentheses is skipped whole", "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0", 30 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU(tt.stat)
+			if err != nil || got != tt.want {
+				t.Errorf("parseStatCPU = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := parseStatCPU("no parenthesis"); err == nil {
+		t.Error("a line without the command's parentheses was accepted")
+	}
+}

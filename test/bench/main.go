@@ -36,6 +36,9 @@ type options struct {
 	sizes           []int
 	discoverySeries []int
 	requests        int
+	loadSize        int
+	loadRate        int
+	loadDuration    time.Duration
 	topRuns         int
 	workDir         string
 	report          string
@@ -53,6 +56,9 @@ func main() {
 	flag.StringVar(&sizes, "sizes", "1000,10000,30000", "cluster sizes to measure, in pods, comma-separated")
 	flag.StringVar(&discovery, "discovery-series", "10000,100000,1000000", "synthetic series counts for the discovery measurement, comma-separated; empty skips it")
 	flag.IntVar(&o.requests, "requests", 300, "sequential selector requests per latency measurement")
+	flag.IntVar(&o.loadSize, "load-size", 10000, "cluster size (pods) at which to run the load measurement (cache on); 0 skips it")
+	flag.IntVar(&o.loadRate, "load-rate", 1000, "selector requests per second through kube-apiserver in the load measurement")
+	flag.DurationVar(&o.loadDuration, "load-duration", 60*time.Second, "how long the load measurement sends requests")
 	flag.IntVar(&o.topRuns, "top-runs", 5, "runs of each kubectl top command (the median is reported)")
 	flag.StringVar(&o.workDir, "work-dir", "", "directory for clusters, Prometheus data and results.json (default: a new temporary directory)")
 	flag.StringVar(&o.report, "report", "docs/benchmarks.md", "markdown file whose generated section (between the bench markers) is replaced")

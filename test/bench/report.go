@@ -130,6 +130,13 @@ func renderTargets(p printer, r *Results) {
 		}
 		return verdict(s.CacheOn.RSS.AfterStart <= targetRSSAt10k, mib(s.CacheOn.RSS.AfterStart))
 	})
+	row("Selector request at 1,000/s for 60 s through kube-apiserver with no errors (issue #14)", func(s SizeResult) string {
+		l := s.CacheOn.Load
+		if l == nil {
+			return "not run at this size"
+		}
+		return verdict(l.Errors == 0 && l.Achieved >= 0.99*float64(l.Rate), fmt.Sprintf("%d errors, %.0f/s, p99 %s", l.Errors, l.Achieved, millis(l.Latency.P99)))
+	})
 	p("\n")
 	discoveryVerdict := "not measured (no run with 1,000,000 series)"
 	for _, d := range r.Discovery {
@@ -187,6 +194,14 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	both("Start-up to ready and APIServices Available / first discovery pass", func(m ModeResult) string {
 		return durationText(m.StartUp) + " / " + millis(m.Discovery)
 	})
+	if l := on.Load; l != nil {
+		p("\n**Load:** the selector request through kube-apiserver at %d requests/s for %s (open loop, latency from each request's due time; cache on): %s requests, %d errors, %.0f answers/s achieved, p50 / p99 %s, max %s; adapter CPU %.2f cores, RSS %s at the end.",
+			l.Rate, durationText(l.Duration), count(l.Sent), l.Errors, l.Achieved, pair(l.Latency), millis(l.Latency.Max), l.AdapterCPU, mib(l.RSSAfter))
+		if l.FirstError != "" {
+			p(" First error: `%s`.", l.FirstError)
+		}
+		p("\n")
+	}
 	p("\nThe adapter reads pods from informers, whose initial list client-go streams over a WATCH (WatchList), so no pod LIST shows at all. ")
 	p("Set-up, not adapter figures: creating the objects took %s, backfilling the series %s. The machine's 1-minute load average was %.1f when this size started and %.1f when it ended.\n\n",
 		durationText(s.SetupObjects), durationText(s.SetupBackfill), s.LoadBefore, s.LoadAfter)

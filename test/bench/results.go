@@ -112,6 +112,8 @@ type ModeResult struct {
 	// LongestQueryBytes is promadapter_planner_longest_query_bytes at the end of the run.
 	LongestQueryBytes int `json:"longestQueryBytes"`
 	RSS               RSS `json:"rss"`
+	// Load is the fixed-rate run (cache on, at -load-size pods only).
+	Load *LoadResult `json:"load,omitempty"`
 }
 
 // Upstream counts what a batch of requests cost: PromQL queries Prometheus answered

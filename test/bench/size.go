@@ -362,6 +362,15 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 		return m, fmt.Errorf("%d concurrent requests: %w", batchSize, err)
 	}
 
+	if o := e.bench.opts; cachePeriod > 0 && o.loadSize == e.spec.Pods && o.loadRate > 0 {
+		klog.InfoS("Sending selector requests at a fixed rate", "rate", o.loadRate, "duration", o.loadDuration)
+		load, err := runLoad(ctx, viaAPIServer, o.loadRate, o.loadDuration, pid)
+		if err != nil {
+			return m, fmt.Errorf("load at %d requests/s: %w", o.loadRate, err)
+		}
+		m.Load = &load
+	}
+
 	podMetrics := e.podMetricsCall()
 	if m.PodMetricsAPI, err = timeCalls(ctx, e.bench.opts.topRuns, podMetrics.do, podMetrics.check); err != nil {
 		return m, fmt.Errorf("listing PodMetrics of all namespaces: %w", err)
