@@ -37,6 +37,7 @@ bench: build deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzObjectQuery -fuzztime 30s ./pkg/naming/
 	$(GO) test -run '^$$' -fuzz FuzzSelectorMatchers -fuzztime 30s ./pkg/naming/
+	$(GO) test -run '^$$' -fuzz FuzzLabelValues -fuzztime 30s ./pkg/naming/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeQuery -fuzztime 30s ./pkg/promclient/
 
 lint:

@@ -19,6 +19,7 @@ import (
 type decoder struct {
 	source   string
 	problems []Problem
+	warnings []Problem
 }
 
 // report records a problem at n's position (unknown position when n is nil).
@@ -60,22 +61,26 @@ type fieldSet struct {
 	names []string
 	// misplaced holds the message for fields that are valid elsewhere but not here.
 	misplaced map[string]string
+	// ignored holds, for fields prometheus-adapter accepts here but that have no effect,
+	// the warning to give; they are decoded (so their type is still checked) and warned about.
+	ignored map[string]string
 }
 
 var (
 	topFields        = fieldSet{names: []string{"rules", "externalRules", "resourceRules"}}
-	customRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery"},
+	customRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers"},
 		misplaced: map[string]string{"defaultValue": `defaultValue applies only to externalRules; remove it, or move this rule to externalRules`}}
-	externalRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "defaultValue"}}
+	externalRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "defaultValue"}}
 	filterFields       = fieldSet{names: []string{"is", "isNot"}}
 	nameFields         = fieldSet{names: []string{"matches", "as"}}
 
-	// Resource mappings: namespaced exists only in external rules.
-	customResourcesFields = fieldSet{names: []string{"overrides", "template"},
-		misplaced: map[string]string{"namespaced": `namespaced applies only to externalRules (a custom metric is always looked up in its object's namespace); remove it`}}
+	// Resource mappings: namespaced has an effect only in external rules; prometheus-adapter
+	// accepts it everywhere, so elsewhere it loads with a warning.
+	customResourcesFields = fieldSet{names: []string{"overrides", "template", "namespaced"},
+		ignored: map[string]string{"namespaced": `namespaced has no effect in rules (a custom metric is always looked up in its object's namespace; it applies only to externalRules); remove it`}}
 	externalResourcesFields     = fieldSet{names: []string{"overrides", "template", "namespaced"}}
-	resourceRuleResourcesFields = fieldSet{names: []string{"overrides", "template"},
-		misplaced: map[string]string{"namespaced": `namespaced applies only to externalRules; remove it`}}
+	resourceRuleResourcesFields = fieldSet{names: []string{"overrides", "template", "namespaced"},
+		ignored: map[string]string{"namespaced": `namespaced has no effect in resourceRules (it applies only to externalRules); remove it`}}
 	groupResourceFields = fieldSet{names: []string{"resource", "group"}}
 
 	resourceRulesFields = fieldSet{names: []string{"cpu", "memory", "window"}}
@@ -189,6 +194,9 @@ func (d *decoder) fields(n *yaml.Node, path string, set fieldSet) (fields map[st
 		name := e.key.Value
 		if slices.Contains(set.names, name) {
 			fields[name] = e
+			if message, ok := set.ignored[name]; ok {
+				d.warn(e.key, join(path, name), "%s", message)
+			}
 			continue
 		}
 		d.unknownField(e.key, path, set)
@@ -464,6 +472,9 @@ func (d *decoder) rule(n *yaml.Node, path string, external bool) DiscoveryRule {
 	if e, ok := f["defaultValue"]; ok {
 		r.DefaultValue = d.number(e.value, join(path, "defaultValue"))
 	}
+	if e, ok := f["addSeriesQueryMatchers"]; ok {
+		r.AddSeriesQueryMatchers = Bool(d.boolean(e.value, join(path, "addSeriesQueryMatchers")), false)
+	}
 	return r
 }
 
@@ -568,6 +579,7 @@ func (d *decoder) resources(n *yaml.Node, path string, set fieldSet) ResourceMap
 	}
 	if e, ok := f["overrides"]; ok {
 		m.Overrides = d.overrides(e.value, join(path, "overrides"))
+		d.checkSharedResources(resolve(e.value), join(path, "overrides"), m.Overrides)
 	}
 	if e, ok := f["namespaced"]; ok {
 		m.Namespaced = d.boolean(e.value, join(path, "namespaced"))

@@ -34,11 +34,28 @@
 // << and >> as delimiters; the loader parses them but never executes them. Query templates
 // (metricsQuery, containerQuery, nodeQuery) see .Series, .LabelMatchers, .GroupBy,
 // .GroupBySlice and .LabelValuesByName; resources.template sees .Group and .Resource.
+// .LabelValuesByName maps a label to the values asked for joined by "|" (the namespace, the
+// object names, each metric-selector label's values), as in prometheus-adapter, with each
+// value regex-escaped and the whole escaped for a PromQL double-quoted string: write it as
+// label=~"<<index .LabelValuesByName "label">>".
+//
+// # Namespaces and external rules
+//
+// An external rule is namespaced by default: the request's namespace is added to
+// .LabelMatchers, so a client reads only the series of namespaces RBAC lets it read external
+// metrics in. resources.namespaced: false is an explicit opt-in to a cluster-wide rule: the
+// request's namespace is ignored, which widens what RBAC grants, since anyone allowed to read
+// external metrics in any one namespace then reads every namespace's series of that rule.
+// In rules and resourceRules, namespaced has no effect; it loads with a warning.
 //
 // # Extensions to prometheus-adapter's format
 //
 //   - defaultValue (externalRules only): a number served when the query matches no series.
 //     Without it an empty result is an error; the adapter never invents a zero.
+//   - addSeriesQueryMatchers (rules and externalRules): true adds the seriesQuery's label
+//     matchers at the front of .LabelMatchers, so every query is constrained as discovery
+//     was. Off by default, as in prometheus-adapter, which uses the seriesQuery for
+//     discovery only: templates over recording rules often lack the labels it selects on.
 //   - .Window in containerQuery and nodeQuery: resourceRules.window in Prometheus duration
 //     syntax (e.g. "5m"), so the rate window and the window reported to clients are one
 //     setting.
@@ -52,6 +69,12 @@
 // not PromQL series selectors, missing required fields, filters with both or neither of
 // is/isNot, name.as references to capture groups that name.matches lacks, and files holding
 // more than one YAML document. List indexes in paths count from 0.
+//
+// Some things load but are likely mistakes; Config.Warnings lists them in the same
+// FILE:LINE:COLUMN: PATH: PROBLEM; FIX form: fields prometheus-adapter accepts where they
+// have no effect (resources.namespaced outside externalRules), and several override labels
+// naming one resource (queries restrict and group by only one: the label named like the
+// resource's singular, else the first in sort order).
 //
 // The embedded default config (Default, DefaultYAML) targets kube-prometheus data: cAdvisor
 // container metrics, application counters, kube-state-metrics, and kubelet or node-exporter

@@ -67,6 +67,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := d.err(); err != nil {
 		return nil, err
 	}
+	c.Warnings = d.sortedWarnings()
 	return c, nil
 }
 

@@ -51,7 +51,7 @@ rules.yaml:6:19: rules[0].resources.overrides.namespace.resorce: unknown field "
 		{
 			name: "a field unlike any known one is named with the list of known fields",
 			yaml: "externalRules:\n- seriesQuery: 'up'\n  metricsQuery: 'up'\n  owner: team-a\n",
-			want: `rules.yaml:4:3: externalRules[0].owner: unknown field "owner"; remove it, or use one of the known fields here: "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery" and "defaultValue"`,
+			want: `rules.yaml:4:3: externalRules[0].owner: unknown field "owner"; remove it, or use one of the known fields here: "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers" and "defaultValue"`,
 		},
 		{
 			name: "defaultValue on a custom rule says it belongs to external rules",
@@ -59,9 +59,14 @@ rules.yaml:6:19: rules[0].resources.overrides.namespace.resorce: unknown field "
 			want: `rules.yaml:4:3: rules[0].defaultValue: defaultValue applies only to externalRules; remove it, or move this rule to externalRules`,
 		},
 		{
-			name: "namespaced on a custom rule says it belongs to external rules",
-			yaml: "rules:\n- seriesQuery: 'up'\n  metricsQuery: 'up'\n  resources: {namespaced: false}\n",
-			want: `rules.yaml:4:15: rules[0].resources.namespaced: namespaced applies only to externalRules (a custom metric is always looked up in its object's namespace); remove it`,
+			name: "namespaced on a custom rule, which loads with a warning, must still be a boolean",
+			yaml: "rules:\n- seriesQuery: 'up'\n  metricsQuery: 'up'\n  resources: {namespaced: 'no'}\n",
+			want: `rules.yaml:4:27: rules[0].resources.namespaced: got the string "no" where true or false is expected; write true or false, without quotes`,
+		},
+		{
+			name: "addSeriesQueryMatchers must be a boolean",
+			yaml: "rules:\n- seriesQuery: 'up'\n  metricsQuery: 'up'\n  addSeriesQueryMatchers: 1\n",
+			want: `rules.yaml:4:27: rules[0].addSeriesQueryMatchers: got the number 1 where true or false is expected; write true or false, without quotes`,
 		},
 		{
 			name: "a field written twice names the line of the first",
@@ -352,7 +357,7 @@ rules:
 			want: `rules.yaml:2:16: externalRules[0].seriesQuery: not a valid PromQL series selector: 1:4: parse error: unexpected end of input inside braces; write a selector such as 'http_requests_total{namespace!=""}' or '{__name__=~"^http_.*",namespace!=""}'
 rules.yaml:6:17: rules[0].metricsQuery: the template uses .Foo, which its data does not have; use one of .Series, .LabelMatchers, .GroupBy, .GroupBySlice and .LabelValuesByName
 rules.yaml:7:19: rules[0].name.matches: invalid regular expression: error parsing regexp: missing closing ): ` + "`(`" + `; fix the pattern (Go RE2 syntax, which has no lookarounds or backreferences)
-rules.yaml:8:3: rules[0].seriesFilter: unknown field "seriesFilter"; did you mean "seriesFilters"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name" and "metricsQuery")`,
+rules.yaml:8:3: rules[0].seriesFilter: unknown field "seriesFilter"; did you mean "seriesFilters"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery" and "addSeriesQueryMatchers")`,
 		},
 	}
 	for _, tc := range cases {

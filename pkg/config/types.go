@@ -16,12 +16,17 @@ type Config struct {
 
 	// Source is where the config came from ("<embedded default>" or a file path); set by the loader.
 	Source string `yaml:"-"`
+	// Warnings are things in the file that load but are likely not what was meant (a field
+	// with no effect, two labels for one resource), sorted by position; set by the loader.
+	// check-config prints them and serve logs them.
+	Warnings []Problem `yaml:"-"`
 }
 
 // DiscoveryRule turns a family of Prometheus series into metrics.
 type DiscoveryRule struct {
 	// SeriesQuery is a series selector (e.g. `http_requests_total{namespace!="",pod!=""}`) used to
-	// discover which series exist. Its label matchers also constrain every query the rule runs.
+	// discover which series exist. As in prometheus-adapter, queries do not get its matchers
+	// unless AddSeriesQueryMatchers is set.
 	SeriesQuery string `yaml:"seriesQuery"`
 	// SeriesFilters narrow discovered series by name, applied in order.
 	SeriesFilters []RegexFilter `yaml:"seriesFilters"`
@@ -35,6 +40,12 @@ type DiscoveryRule struct {
 	// DefaultValue (promadapter extension, external rules) is served when the query matches no
 	// series. Unset means an empty result is an error: the adapter never invents a zero.
 	DefaultValue *float64 `yaml:"defaultValue,omitempty"`
+
+	// AddSeriesQueryMatchers (promadapter extension) puts the seriesQuery's label matchers at
+	// the front of .LabelMatchers, so every query the rule runs is constrained like discovery
+	// was. Off by default, as in prometheus-adapter: templates over recording rules often
+	// lack the labels the seriesQuery selects on.
+	AddSeriesQueryMatchers bool `yaml:"addSeriesQueryMatchers,omitempty"`
 
 	// Line is the 1-based line of the rule's mapping in its file (the line of its first
 	// field), for messages; set by the loader. 0 for rules not loaded from a file.
@@ -55,7 +66,9 @@ type ResourceMapping struct {
 	// Overrides maps a label name to a group-resource explicitly.
 	Overrides map[string]GroupResource `yaml:"overrides,omitempty"`
 	// Namespaced (external rules only): false makes the rule cluster-wide, so the
-	// request's namespace is not added to the query. Unset means true.
+	// request's namespace is not added to the query. Unset means true. false widens what
+	// RBAC grants: anyone allowed to read external metrics in one namespace reads every
+	// namespace's series. Elsewhere it has no effect and loads with a warning.
 	Namespaced *bool `yaml:"namespaced,omitempty"`
 }
 

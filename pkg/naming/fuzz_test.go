@@ -1,7 +1,9 @@
 package naming
 
 import (
+	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -78,7 +80,10 @@ func FuzzSelectorMatchers(f *testing.F) {
 		}
 		ms, err := SelectorMatchers(labels.NewSelector().Add(*req))
 		if err != nil {
-			t.Fatal(err)
+			if !errors.Is(err, ErrInvalidSelector) {
+				t.Fatalf("error does not wrap ErrInvalidSelector: %v", err)
+			}
+			return
 		}
 		q := "up{" + JoinMatchers(ms) + "}"
 		m := selectorsOf(t, q)[0]
@@ -98,6 +103,39 @@ func FuzzSelectorMatchers(f *testing.F) {
 		}
 		if a != b && a+"x" != b && got.Matches(a+"x") {
 			t.Fatalf("%s matches %q, which was not asked for", got, a+"x")
+		}
+	})
+}
+
+// FuzzLabelValues: whatever namespace and names a request carries, a template's
+// label=~"<<index .LabelValuesByName "label">>" parses and matches exactly those values.
+func FuzzLabelValues(f *testing.F) {
+	f.Add("shop", "ip-10-0-0-1.ec2.internal")
+	f.Add(`x"} or vector(1) or {a="`, `a|.*\`)
+	f.Add("ns\n", "p\x00\xff")
+	r := nodeRule(&testing.T{}, KindCustom, true, `sum(<<.Series>>{namespace=~"<<index .LabelValuesByName "namespace">>",pod=~"<<index .LabelValuesByName "pod">>"}) by (<<.GroupBy>>)`)
+	f.Fuzz(func(t *testing.T, ns, name string) {
+		if ns == "" || !utf8.ValidString(ns) || !utf8.ValidString(name) {
+			// Invalid UTF-8 cannot form a regex: Prometheus refuses such a query (it fails
+			// closed), which FuzzObjectQuery's equality matchers cover.
+			return
+		}
+		rq, err := r.RenderObjectQuery(ObjectQuery{Series: "x", Resource: pods, Namespace: ns, Names: []string{name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sels := selectorsOf(t, rq.PromQL)
+		if len(sels) != 1 {
+			t.Fatalf("query has %d selectors, want 1: %s", len(sels), rq.PromQL)
+		}
+		for _, m := range sels[0] {
+			want := map[string]string{"namespace": ns, "pod": name}[m.Name]
+			if m.Name == "__name__" {
+				continue
+			}
+			if !m.Matches(want) || m.Matches(want+"x") || (want != "" && m.Matches("")) {
+				t.Fatalf("%s does not match exactly %q", m, want)
+			}
 		}
 	})
 }

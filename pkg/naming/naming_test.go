@@ -68,18 +68,18 @@ func TestRenderObjectQuery(t *testing.T) {
 		q    ObjectQuery
 		want string
 	}{
-		{"a namespace-wide query carries the seriesQuery's own matchers and groups by the resource label",
+		{"a namespace-wide query pins the namespace and groups by the resource label",
 			ObjectQuery{Series: "http_requests_total", Resource: pods, Namespace: "shop", Names: []string{"a", "b"}},
-			`sum(rate(http_requests_total{namespace!="",pod!="",job="app",namespace="shop",pod!=""}[2m])) by (pod)`},
+			`sum(rate(http_requests_total{namespace="shop",pod!=""}[2m])) by (pod)`},
 		{"object names never enter a grouping query, so it does not grow with the pod count",
 			ObjectQuery{Series: "http_requests_total", Resource: pods, Namespace: "shop", Names: make([]string, 5000)},
-			`sum(rate(http_requests_total{namespace!="",pod!="",job="app",namespace="shop",pod!=""}[2m])) by (pod)`},
-		{"a metric label selector becomes matchers",
+			`sum(rate(http_requests_total{namespace="shop",pod!=""}[2m])) by (pod)`},
+		{"a metric label selector becomes matchers ahead of the namespace's, as in prometheus-adapter",
 			ObjectQuery{Series: "http_requests_total", Resource: pods, Namespace: "shop", MetricSelector: sel},
-			`sum(rate(http_requests_total{namespace!="",pod!="",job="app",namespace="shop",pod!="",code=~"500|503",path!="x"}[2m])) by (pod)`},
+			`sum(rate(http_requests_total{code=~"500|503",path!="x",namespace="shop",pod!=""}[2m])) by (pod)`},
 		{"a namespace with quotes is escaped, not interpreted",
 			ObjectQuery{Series: "http_requests_total", Resource: pods, Namespace: `x"} or vector(1) or {a="`},
-			`sum(rate(http_requests_total{namespace!="",pod!="",job="app",namespace="x\"} or vector(1) or {a=\"",pod!=""}[2m])) by (pod)`},
+			`sum(rate(http_requests_total{namespace="x\"} or vector(1) or {a=\"",pod!=""}[2m])) by (pod)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestRenderObjectQueryWithoutGroupingUsesExactNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `max(queue_len{namespace!="",service!="",namespace="ns",service=~"a\\.b|c"})`
+	want := `max(queue_len{namespace="ns",service=~"a\\.b|c"})`
 	if got.PromQL != want || !got.ByName {
 		t.Fatalf("got %+v, want %s", got, want)
 	}
@@ -136,12 +136,12 @@ func TestRenderExternalQuery(t *testing.T) {
 		sel        labels.Selector
 		want       string
 	}{
-		{"a namespaced rule always adds the namespace", true, "shop", parse("queue=orders"),
-			`sum(queue_messages_ready{namespace="shop",queue="orders"}) by (queue)`},
+		{"a namespaced rule always adds the namespace, after the selector as in prometheus-adapter", true, "shop", parse("queue=orders"),
+			`sum(queue_messages_ready{queue="orders",namespace="shop"}) by (queue)`},
 		{"a cluster-wide rule ignores the request's namespace", false, "shop", parse("queue=orders"),
 			`sum(queue_messages_ready{queue="orders"}) by (queue)`},
 		{"notin, exists and not-exists", true, "a", parse("queue notin (x,y),tier,!canary"),
-			`sum(queue_messages_ready{namespace="a",canary="",queue!~"x|y",tier!=""}) by (queue)`},
+			`sum(queue_messages_ready{canary="",queue!~"x|y",tier!="",namespace="a"}) by (queue)`},
 		{"a cluster-wide rule with no selector still renders valid matchers", false, "", labels.Everything(),
 			`sum(queue_messages_ready{}) by (queue)`},
 	}
@@ -222,9 +222,9 @@ func TestPrometheusAdapterWalkthroughRules(t *testing.T) {
 		wantQuery                                string
 	}{
 		{"http_requests_total", "http_requests_per_second", "kubernetes_namespace", "kubernetes_pod_name",
-			`sum(rate(http_requests_total{kubernetes_namespace!="",kubernetes_pod_name!="",kubernetes_namespace="shop",kubernetes_pod_name!=""}[2m])) by (kubernetes_pod_name)`},
+			`sum(rate(http_requests_total{kubernetes_namespace="shop",kubernetes_pod_name!=""}[2m])) by (kubernetes_pod_name)`},
 		{"container_cpu_usage_seconds_total", "cpu_usage", "namespace", "pod",
-			`sum(rate(container_cpu_usage_seconds_total{container!="POD",namespace!="",pod!="",namespace="shop",pod!="",container!="POD"}[2m])) by (pod)`},
+			`sum(rate(container_cpu_usage_seconds_total{namespace="shop",pod!="",container!="POD"}[2m])) by (pod)`},
 	}
 	for _, c := range cases {
 		var served *Rule

@@ -7,16 +7,12 @@ package naming
 
 import (
 	"bytes"
-	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
-
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 )
 
 // QueryData is what a query template sees. Field names are prometheus-adapter's (plus Window).
@@ -30,7 +26,11 @@ type QueryData struct {
 	GroupBy string
 	// GroupBySlice is GroupBy as a slice.
 	GroupBySlice []string
-	// LabelValuesByName maps a label to an escaped regex alternation of the values asked for.
+	// LabelValuesByName maps a label to the values asked for (the namespace, the object
+	// names, and each metric-selector label's values), as prometheus-adapter builds it: the
+	// values joined by "|". Each value is regex-escaped and the whole is then escaped for a
+	// PromQL double-quoted string, so `label=~"<<index .LabelValuesByName "label">>"` matches
+	// exactly the values asked for (see LabelValues).
 	LabelValuesByName map[string]string
 	// Window is the resource rules' window in Prometheus duration syntax (e.g. "5m").
 	Window string
@@ -44,6 +44,11 @@ type QueryTemplate struct {
 	// does, one query can serve every object of a namespace and results are filtered in the
 	// adapter; when it does not, object names must be part of the query.
 	groups bool
+	// matchers reports whether the template uses .LabelMatchers; valueKeys are the keys it
+	// reads from .LabelValuesByName by a constant name (index .LabelValuesByName "x", or
+	// .LabelValuesByName.x). Together they say which request values reach the query.
+	matchers  bool
+	valueKeys map[string]bool
 }
 
 // ParseQueryTemplate parses src with << >> delimiters and checks it renders with sample data.
@@ -52,9 +57,16 @@ func ParseQueryTemplate(name, src string) (*QueryTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &QueryTemplate{src: src, tmpl: t, groups: usesField(t, "GroupBy") || usesField(t, "GroupBySlice")}
+	q := &QueryTemplate{src: src, tmpl: t, groups: usesField(t, "GroupBy") || usesField(t, "GroupBySlice"),
+		matchers: usesField(t, "LabelMatchers"), valueKeys: valuesKeys(t)}
+	// The sample has every .LabelValuesByName key the template names, so that the field
+	// form (.LabelValuesByName.pod) passes here; at request time a key the request did not
+	// fill is an error (missingkey=error) rather than "<no value>" inside a query.
 	sample := QueryData{Series: "x", LabelMatchers: `a="b"`, GroupBy: "a", GroupBySlice: []string{"a"},
 		LabelValuesByName: map[string]string{"a": "b"}, Window: "5m"}
+	for k := range q.valueKeys {
+		sample.LabelValuesByName[k] = "b"
+	}
 	if _, err := q.Render(sample); err != nil {
 		return nil, err
 	}
@@ -66,6 +78,11 @@ func (q *QueryTemplate) Source() string { return q.src }
 
 // Groups reports whether the template aggregates by the resource label (see QueryTemplate).
 func (q *QueryTemplate) Groups() bool { return q.groups }
+
+// Restricts reports whether a rendered query restricts label to the value the request asked
+// for: true when the template uses .LabelMatchers (which always carries the request's
+// matchers) or reads label's entry of .LabelValuesByName by name.
+func (q *QueryTemplate) Restricts(label string) bool { return q.matchers || q.valueKeys[label] }
 
 // Render executes the template.
 func (q *QueryTemplate) Render(d QueryData) (string, error) {
@@ -165,7 +182,9 @@ func JoinMatchers(ms []Matcher) string {
 	return strings.Join(parts, ",")
 }
 
-// AnyOf returns an anchored-by-Prometheus regex that matches exactly the given values.
+// AnyOf returns an anchored-by-Prometheus regex that matches exactly the given values. It is
+// a raw regex: Matcher.String escapes it for a PromQL string; inserted into a template's
+// string literal directly it must go through LabelValues instead.
 func AnyOf(values []string) string {
 	quoted := make([]string, len(values))
 	for i, v := range values {
@@ -175,53 +194,89 @@ func AnyOf(values []string) string {
 	return strings.Join(quoted, "|")
 }
 
+// LabelValues renders values for .LabelValuesByName: AnyOf(values), then escaped as the body
+// of a PromQL double-quoted string (without the quotes). Inside `=~"..."` it matches exactly
+// the values; "ip-10-0-0-1.ec2.internal" becomes ip-10-0-0-1\\.ec2\\.internal, which PromQL
+// reads as the regex ip-10-0-0-1\.ec2\.internal. No value can end the string early.
+func LabelValues(values []string) string {
+	q := strconv.Quote(AnyOf(values))
+	return q[1 : len(q)-1]
+}
+
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // ValidLabelName reports whether s may be used as a Prometheus label name in a query.
 func ValidLabelName(s string) bool { return labelNameRE.MatchString(s) }
 
-// SelectorMatchers converts a Kubernetes label selector (an HPA's metric selector or a
-// metricLabelSelector) into PromQL matchers. Keys must be valid Prometheus label names:
-// anything else is rejected rather than mangled, since it could never match a series.
-func SelectorMatchers(sel labels.Selector) ([]Matcher, error) {
-	if sel == nil {
-		return nil, nil
-	}
-	reqs, selectable := sel.Requirements()
-	if !selectable {
-		return nil, fmt.Errorf("label selector %q can never match", sel.String())
-	}
-	var out []Matcher
-	for _, r := range reqs {
-		key := r.Key()
-		if !ValidLabelName(key) {
-			return nil, fmt.Errorf("label selector key %q is not a valid Prometheus label name (letters, digits and underscores, not starting with a digit)", key)
+// valuesKeys returns the keys a template reads from .LabelValuesByName by a constant name:
+// `index .LabelValuesByName "x"` and `.LabelValuesByName.x`.
+func valuesKeys(t *template.Template) map[string]bool {
+	keys := map[string]bool{}
+	isValues := func(n parse.Node) bool {
+		switch n := n.(type) {
+		case *parse.FieldNode:
+			return len(n.Ident) == 1 && n.Ident[0] == "LabelValuesByName"
+		case *parse.VariableNode:
+			return len(n.Ident) == 2 && n.Ident[0] == "$" && n.Ident[1] == "LabelValuesByName"
 		}
-		vals := r.Values().List() // sorted
-		switch r.Operator() {
-		case selection.Equals, selection.DoubleEquals:
-			out = append(out, Matcher{key, OpEqual, vals[0]})
-		case selection.NotEquals:
-			out = append(out, Matcher{key, OpNotEqual, vals[0]})
-		case selection.In:
-			if len(vals) == 1 {
-				out = append(out, Matcher{key, OpEqual, vals[0]})
-			} else {
-				out = append(out, Matcher{key, OpRegex, AnyOf(vals)})
+		return false
+	}
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return
 			}
-		case selection.NotIn:
-			if len(vals) == 1 {
-				out = append(out, Matcher{key, OpNotEqual, vals[0]})
-			} else {
-				out = append(out, Matcher{key, OpNotRegex, AnyOf(vals)})
+			for _, c := range n.Nodes {
+				walk(c)
 			}
-		case selection.Exists:
-			out = append(out, Matcher{key, OpNotEqual, ""})
-		case selection.DoesNotExist:
-			out = append(out, Matcher{key, OpEqual, ""})
-		default:
-			return nil, fmt.Errorf("label selector operator %q (in %q) is not supported: use =, !=, in, notin, exists or !exists", r.Operator(), r.String())
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Cmds {
+				walk(c)
+			}
+		case *parse.CommandNode:
+			if len(n.Args) == 3 {
+				if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "index" && isValues(n.Args[1]) {
+					if s, ok := n.Args[2].(*parse.StringNode); ok {
+						keys[s.Text] = true
+					}
+				}
+			}
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.FieldNode:
+			if len(n.Ident) >= 2 && n.Ident[0] == "LabelValuesByName" {
+				keys[n.Ident[1]] = true
+			}
+		case *parse.VariableNode:
+			if len(n.Ident) >= 3 && n.Ident[0] == "$" && n.Ident[1] == "LabelValuesByName" {
+				keys[n.Ident[2]] = true
+			}
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
 		}
 	}
-	return out, nil
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			walk(tt.Tree.Root)
+		}
+	}
+	return keys
 }

@@ -3,6 +3,7 @@ package naming
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"text/template"
 
@@ -18,17 +19,29 @@ var NamespacesResource = schema.GroupResource{Resource: "namespaces"}
 // ResourceMapper converts between Prometheus label names and Kubernetes group-resources for
 // one rule, from its overrides and template. Resource names are resolved through the
 // cluster's RESTMapper, so "pod", "pods" and "Pod" all mean core/pods.
+//
+// A ResourceMapper is immutable once NewResourceMapper returns, and safe for concurrent use:
+// overrides are resolved there. An override the RESTMapper cannot resolve yet (a custom
+// resource whose CRD is not installed) is resolved again on each call, without caching.
 type ResourceMapper struct {
-	mapper    apimeta.RESTMapper
-	overrides map[string]schema.GroupResource // label -> resource (plural, resolved lazily)
-	rawOver   map[string]config.GroupResource
-	tmpl      *template.Template
-	tmplRE    *regexp.Regexp // label name -> (group, resource) parts, from the template
+	mapper apimeta.RESTMapper
+	// overrides holds the overrides resolved at construction: label -> plural resource.
+	overrides map[string]schema.GroupResource
+	// labels holds, per resource, the one label used for it (see preferredLabel).
+	labels map[schema.GroupResource]string
+	// pending holds the overrides that did not resolve at construction, by label;
+	// pendingLabels are their labels, sorted.
+	pending       map[string]config.GroupResource
+	pendingLabels []string
+	tmpl          *template.Template
+	tmplRE        *regexp.Regexp // label name -> (group, resource) parts, from the template
 }
 
-// NewResourceMapper builds a mapper; mapper resolves names (it may be nil in tests that use only overrides with plural names).
+// NewResourceMapper builds a mapper; mapper resolves names (it may be nil in tests and
+// check-config, which then assume the regular plural).
 func NewResourceMapper(m config.ResourceMapping, mapper apimeta.RESTMapper) (*ResourceMapper, error) {
-	rm := &ResourceMapper{mapper: mapper, rawOver: m.Overrides, overrides: map[string]schema.GroupResource{}}
+	rm := &ResourceMapper{mapper: mapper, overrides: map[string]schema.GroupResource{},
+		labels: map[schema.GroupResource]string{}, pending: map[string]config.GroupResource{}}
 	if m.Template != "" {
 		t, err := template.New("resources").Delims("<<", ">>").Option("missingkey=error").Parse(m.Template)
 		if err != nil {
@@ -45,7 +58,50 @@ func NewResourceMapper(m config.ResourceMapping, mapper apimeta.RESTMapper) (*Re
 		}
 		rm.tmplRE = r
 	}
+	byResource := map[schema.GroupResource][]string{}
+	for label, o := range m.Overrides {
+		gr, ok := rm.resolve(schema.GroupResource{Group: o.Group, Resource: o.Resource})
+		if !ok {
+			rm.pending[label] = o
+			rm.pendingLabels = append(rm.pendingLabels, label)
+			continue
+		}
+		rm.overrides[label] = gr
+		byResource[gr] = append(byResource[gr], label)
+	}
+	sort.Strings(rm.pendingLabels)
+	for gr, labels := range byResource {
+		rm.labels[gr] = rm.preferredLabel(gr, labels)
+	}
 	return rm, nil
+}
+
+// preferredLabel chooses among several labels overridden to the same resource (say
+// namespace and exported_namespace, both to namespaces): the label named like the resource's
+// singular ("namespace"), else the lexicographically smallest. The choice is the same on
+// every call and every start; the config loader warns about such mappings.
+func (rm *ResourceMapper) preferredLabel(gr schema.GroupResource, labels []string) string {
+	singular := rm.singular(gr)
+	best := ""
+	for _, l := range labels {
+		if l == singular {
+			return l
+		}
+		if best == "" || l < best {
+			best = l
+		}
+	}
+	return best
+}
+
+// singular returns the singular name of a plural resource.
+func (rm *ResourceMapper) singular(gr schema.GroupResource) string {
+	if rm.mapper != nil {
+		if s, err := rm.mapper.ResourceSingularizer(gr.Resource); err == nil {
+			return s
+		}
+	}
+	return strings.TrimSuffix(gr.Resource, "s")
 }
 
 // resolve turns a possibly singular or kind-like name into the plural group-resource.
@@ -75,12 +131,8 @@ func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, 
 	if gr, ok := rm.overrides[label]; ok {
 		return gr, true
 	}
-	if o, ok := rm.rawOver[label]; ok {
-		gr, ok := rm.resolve(schema.GroupResource{Group: o.Group, Resource: o.Resource})
-		if ok {
-			rm.overrides[label] = gr
-		}
-		return gr, ok
+	if o, ok := rm.pending[label]; ok {
+		return rm.resolve(schema.GroupResource{Group: o.Group, Resource: o.Resource})
 	}
 	if rm.tmplRE == nil || prometheusTargetLabels[label] {
 		return schema.GroupResource{}, false
@@ -101,29 +153,37 @@ func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, 
 	return rm.resolve(gr)
 }
 
-// LabelForResource returns the label that names gr: an override when one maps to it, else
-// the template rendered with the singular resource name.
+// LabelForResource returns the label that names gr: an override when one maps to it (when
+// several do, the one preferredLabel chooses), else the template rendered with the singular
+// resource name.
 func (rm *ResourceMapper) LabelForResource(gr schema.GroupResource) (string, bool) {
-	for label := range rm.rawOver {
-		if got, ok := rm.ResourceForLabel(label); ok && got == gr {
-			return label, true
+	label, found := rm.labels[gr]
+	if len(rm.pendingLabels) > 0 {
+		candidates := []string{}
+		if found {
+			candidates = append(candidates, label)
 		}
+		for _, l := range rm.pendingLabels {
+			if got, ok := rm.ResourceForLabel(l); ok && got == gr {
+				candidates = append(candidates, l)
+			}
+		}
+		if len(candidates) > 0 {
+			label, found = rm.preferredLabel(gr, candidates), true
+		}
+	}
+	if found {
+		return label, true
 	}
 	if rm.tmpl == nil {
 		return "", false
 	}
-	singular := strings.TrimSuffix(gr.Resource, "s")
-	if rm.mapper != nil {
-		if s, err := rm.mapper.ResourceSingularizer(gr.Resource); err == nil {
-			singular = s
-		}
-	}
 	var b strings.Builder
 	group := strings.ReplaceAll(gr.Group, ".", "_")
-	if err := rm.tmpl.Execute(&b, struct{ Group, Resource string }{group, singular}); err != nil {
+	if err := rm.tmpl.Execute(&b, struct{ Group, Resource string }{group, rm.singular(gr)}); err != nil {
 		return "", false
 	}
-	label := b.String()
+	label = b.String()
 	if !ValidLabelName(label) {
 		return "", false
 	}

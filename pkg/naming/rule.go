@@ -31,9 +31,12 @@ type Rule struct {
 
 	// SeriesQuery is the discovery selector as written.
 	SeriesQuery string
-	// constraints are the seriesQuery's matchers other than the metric name: they also constrain
-	// every query the rule renders (prometheus-adapter applied them to discovery only).
+	// constraints are the seriesQuery's matchers other than the metric name. Discovery always
+	// uses them; queries get them in .LabelMatchers only when strict is set (the rule's
+	// addSeriesQueryMatchers), since prometheus-adapter applied them to discovery only and
+	// templates over recording rules often lack those labels.
 	constraints []Matcher
+	strict      bool
 
 	filters []seriesFilter
 	nameRE  *regexp.Regexp
@@ -73,7 +76,8 @@ func compileRule(kind Kind, i int, r config.DiscoveryRule, source string, mapper
 		return fmt.Errorf("%s:%d: %s[%d]: %s", source, r.Line, field, i, fmt.Sprintf(format, args...))
 	}
 	rule := &Rule{Kind: kind, Index: i, ID: id, SeriesQuery: r.SeriesQuery,
-		Namespaced: config.Bool(r.Resources.Namespaced, true), DefaultValue: r.DefaultValue}
+		Namespaced: config.Bool(r.Resources.Namespaced, true), DefaultValue: r.DefaultValue,
+		strict: r.AddSeriesQueryMatchers}
 
 	ms, err := parser.ParseMetricSelector(r.SeriesQuery)
 	if err != nil {
@@ -163,43 +167,75 @@ type ObjectQuery struct {
 // RenderedQuery is a query and how to read its result.
 type RenderedQuery struct {
 	PromQL string
-	// ResourceLabel is the label of each result sample naming the object.
+	// ResourceLabel is the label of each result sample naming the object ("" for external
+	// queries).
 	ResourceLabel string
 	// ByName is true when the query was restricted to ObjectQuery.Names.
 	ByName bool
+	// NamespaceLabel is the rule's label holding the namespace, which result samples carry
+	// when the template keeps it (e.g. groups by it); "" when the query is for no namespace
+	// (cluster-scoped resources, cluster-wide external rules).
+	NamespaceLabel string
+	// NamespaceInQuery is true when the rendered query itself restricts the namespace: the
+	// template uses .LabelMatchers, or reads the namespace label's .LabelValuesByName entry.
+	// When false (and NamespaceLabel is set), the answer may hold other namespaces' series
+	// and must be filtered by NamespaceLabel before it is served.
+	NamespaceInQuery bool
+}
+
+// baseMatchers starts a query's matchers the way prometheus-adapter does: the metric
+// selector's, after the seriesQuery's own when the rule asks for them (addSeriesQueryMatchers).
+// It also returns .LabelValuesByName filled from the selector.
+func (r *Rule) baseMatchers(selector labels.Selector) ([]Matcher, map[string]string, error) {
+	var ms []Matcher
+	if r.strict {
+		ms = append(ms, r.constraints...)
+	}
+	sel, values, err := selectorParts(selector)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(ms, sel...), values, nil
 }
 
 // RenderObjectQuery renders the query for q. Every value from the request is escaped.
+//
+// As in prometheus-adapter, .LabelMatchers holds the metric selector's matchers, then the
+// namespace's, then the resource label's; .LabelValuesByName holds the selector's values, then
+// the namespace, then the object names (later entries win, so a selector cannot replace the
+// namespace); .GroupBy is the resource label. One difference keeps queries small: when the
+// template groups by .GroupBy, the resource matcher is `label!=""` rather than the names, and
+// the caller filters the answer.
 func (r *Rule) RenderObjectQuery(q ObjectQuery) (RenderedQuery, error) {
 	label, ok := r.Resources.LabelForResource(q.Resource)
 	if !ok {
 		return RenderedQuery{}, fmt.Errorf("rule %s has no label for resource %s", r.ID, q.Resource)
 	}
-	ms := append([]Matcher(nil), r.constraints...)
-	valuesByName := map[string]string{}
-	if q.Namespace != "" {
-		nsLabel := r.Resources.NamespaceLabel()
-		ms = append(ms, Matcher{nsLabel, OpEqual, q.Namespace})
-		valuesByName[nsLabel] = AnyOf([]string{q.Namespace})
-	}
-	byName := !r.Query.Groups()
-	if byName {
-		if len(q.Names) == 0 {
-			return RenderedQuery{}, fmt.Errorf("rule %s: no objects to query", r.ID)
-		}
-		ms = append(ms, Matcher{label, OpRegex, AnyOf(q.Names)})
-	} else {
-		ms = append(ms, Matcher{label, OpNotEqual, ""})
-	}
-	if len(q.Names) > 0 {
-		valuesByName[label] = AnyOf(q.Names)
-	}
-	sel, err := SelectorMatchers(q.MetricSelector)
+	ms, valuesByName, err := r.baseMatchers(q.MetricSelector)
 	if err != nil {
 		return RenderedQuery{}, err
 	}
-	ms = append(ms, sel...)
-	promql, err := r.Query.Render(QueryData{
+	rq := RenderedQuery{ResourceLabel: label, ByName: !r.Query.Groups()}
+	if q.Namespace != "" {
+		rq.NamespaceLabel = r.Resources.NamespaceLabel()
+		rq.NamespaceInQuery = r.Query.Restricts(rq.NamespaceLabel)
+		ms = append(ms, Matcher{rq.NamespaceLabel, OpEqual, q.Namespace})
+		valuesByName[rq.NamespaceLabel] = LabelValues([]string{q.Namespace})
+	}
+	switch {
+	case !rq.ByName:
+		ms = append(ms, Matcher{label, OpNotEqual, ""})
+	case len(q.Names) == 0:
+		return RenderedQuery{}, fmt.Errorf("rule %s: no objects to query", r.ID)
+	case len(q.Names) == 1:
+		ms = append(ms, Matcher{label, OpEqual, q.Names[0]})
+	default:
+		ms = append(ms, Matcher{label, OpRegex, AnyOf(q.Names)})
+	}
+	if len(q.Names) > 0 {
+		valuesByName[label] = LabelValues(q.Names)
+	}
+	rq.PromQL, err = r.Query.Render(QueryData{
 		Series:            q.Series,
 		LabelMatchers:     JoinMatchers(ms),
 		GroupBy:           label,
@@ -209,48 +245,45 @@ func (r *Rule) RenderObjectQuery(q ObjectQuery) (RenderedQuery, error) {
 	if err != nil {
 		return RenderedQuery{}, fmt.Errorf("rule %s: rendering metricsQuery: %w", r.ID, err)
 	}
-	return RenderedQuery{PromQL: promql, ResourceLabel: label, ByName: byName}, nil
+	return rq, nil
 }
 
-// RenderExternalQuery renders an external metric query. The namespace is enforced unless
-// the rule is cluster-wide (resources.namespaced: false).
+// RenderExternalQuery renders an external metric query: RenderExternal's PromQL.
 func (r *Rule) RenderExternalQuery(series, namespace string, selector labels.Selector) (string, error) {
-	ms := append([]Matcher(nil), r.constraints...)
-	var groupBy []string
-	valuesByName := map[string]string{}
+	rq, err := r.RenderExternal(series, namespace, selector)
+	return rq.PromQL, err
+}
+
+// RenderExternal renders an external metric query. The namespace is enforced unless the rule
+// is cluster-wide (resources.namespaced: false). As in prometheus-adapter, .LabelMatchers
+// holds the metric selector's matchers, then the namespace's; .LabelValuesByName the
+// selector's values, then the namespace; .GroupBy and .GroupBySlice are empty.
+func (r *Rule) RenderExternal(series, namespace string, selector labels.Selector) (RenderedQuery, error) {
+	ms, valuesByName, err := r.baseMatchers(selector)
+	if err != nil {
+		return RenderedQuery{}, err
+	}
+	var rq RenderedQuery
 	if r.Namespaced {
 		if namespace == "" {
-			return "", fmt.Errorf("rule %s is namespaced but the request has no namespace", r.ID)
+			return RenderedQuery{}, fmt.Errorf("rule %s is namespaced but the request has no namespace", r.ID)
 		}
-		nsLabel := r.Resources.NamespaceLabel()
-		ms = append(ms, Matcher{nsLabel, OpEqual, namespace})
-		groupBy = append(groupBy, nsLabel)
-		valuesByName[nsLabel] = AnyOf([]string{namespace})
-	}
-	sel, err := SelectorMatchers(selector)
-	if err != nil {
-		return "", err
+		rq.NamespaceLabel = r.Resources.NamespaceLabel()
+		rq.NamespaceInQuery = r.Query.Restricts(rq.NamespaceLabel)
+		ms = append(ms, Matcher{rq.NamespaceLabel, OpEqual, namespace})
+		valuesByName[rq.NamespaceLabel] = LabelValues([]string{namespace})
 	}
 	// With no matchers at all (a cluster-wide rule, no selector) LabelMatchers is empty, so
 	// `<<.Series>>{<<.LabelMatchers>>}` renders `name{}`, which is valid PromQL; a placeholder
 	// __name__ matcher would not be ("metric name must not be set twice").
-	ms = append(ms, sel...)
-	groupStr := ""
-	for i, g := range groupBy {
-		if i > 0 {
-			groupStr += ","
-		}
-		groupStr += g
-	}
-	promql, err := r.Query.Render(QueryData{
+	rq.PromQL, err = r.Query.Render(QueryData{
 		Series:            series,
 		LabelMatchers:     JoinMatchers(ms),
-		GroupBy:           groupStr,
-		GroupBySlice:      groupBy,
+		GroupBySlice:      []string{},
 		LabelValuesByName: valuesByName,
 	})
 	if err != nil {
-		return "", fmt.Errorf("rule %s: rendering metricsQuery: %w", r.ID, err)
+		return RenderedQuery{}, fmt.Errorf("rule %s: rendering metricsQuery: %w", r.ID, err)
 	}
-	return promql, nil
+	return rq, nil
 }

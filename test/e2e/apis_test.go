@@ -276,29 +276,37 @@ func (e *env) testExternalClusterWide(t *testing.T) {
 }
 
 func (e *env) testExternalDefaultRule(t *testing.T) {
-	want := map[string]float64{}
+	// The default rule is namespaced: a request sees only its own namespace's Deployments.
+	want := map[string]map[string]float64{} // namespace -> deployment -> replicas
 	for _, d := range e.spec.Deployments() {
-		want[d.Namespace+"/"+d.Name] = float64(d.Replicas)
+		if want[d.Namespace] == nil {
+			want[d.Namespace] = map[string]float64{}
+		}
+		want[d.Namespace][d.Name] = float64(d.Replicas)
 	}
-	var all metricValueList
-	e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/kube_deployment_spec_replicas", &all)
-	if len(all.Items) != len(want) {
-		t.Fatalf("got %d series, want one per deployment (%d)", len(all.Items), len(want))
-	}
-	var one metricValueList
-	d := e.spec.Deployments()[0]
-	e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/kube-system/kube_deployment_spec_replicas?labelSelector="+
-		url.QueryEscape("namespace="+d.Namespace+",deployment="+d.Name), &one)
-	for _, list := range []metricValueList{all, one} {
+	for ns, deployments := range want {
+		var list metricValueList
+		e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/kube_deployment_spec_replicas", &list)
+		if len(list.Items) != len(deployments) {
+			t.Errorf("from %s: got %d series, want one per deployment there (%d)", ns, len(list.Items), len(deployments))
+		}
 		for _, it := range list.Items {
-			k := it.MetricLabels["namespace"] + "/" + it.MetricLabels["deployment"]
-			if w, ok := want[k]; !ok || !near(it.Value, w) {
-				t.Errorf("%s: got %s, want %v", k, it.Value.String(), w)
+			if w, ok := deployments[it.MetricLabels["deployment"]]; it.MetricLabels["namespace"] != ns || !ok || !near(it.Value, w) {
+				t.Errorf("from %s: got %s=%s, want only %s's deployments with their replicas", ns, it.MetricLabels, it.Value.String(), ns)
 			}
 		}
 	}
-	if len(one.Items) != 1 {
-		t.Errorf("a selector for one deployment gave %d series", len(one.Items))
+	d := e.spec.Deployments()[0]
+	var one metricValueList
+	e.raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/"+d.Namespace+"/kube_deployment_spec_replicas?labelSelector="+
+		url.QueryEscape("deployment="+d.Name), &one)
+	if len(one.Items) != 1 || !near(one.Items[0].Value, float64(d.Replicas)) {
+		t.Errorf("a selector for one deployment gave %+v, want its %d replicas", one.Items, d.Replicas)
+	}
+	// A selector naming another namespace does not widen the request's namespace.
+	if err := e.rawErr("/apis/external.metrics.k8s.io/v1beta1/namespaces/kube-system/kube_deployment_spec_replicas?labelSelector=" +
+		url.QueryEscape("namespace="+d.Namespace+",deployment="+d.Name)); err == nil {
+		t.Errorf("from kube-system, a selector for %s/%s was answered; want no series (404)", d.Namespace, d.Name)
 	}
 }
 
