@@ -51,7 +51,7 @@ func BenchmarkDecodeVector(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := decodeQueryResponse(raw); err != nil {
+				if _, err := decodeQueryResponse(raw, DefaultMaxSamples); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -140,19 +140,18 @@ var decodeCases = []struct {
 		body: answer("vector", `[{"metric":{},"value":[1,"1",{"ignored":true}]}]`),
 		want: model.Vector{{Metric: model.Metric{}, Value: 1, Timestamp: 1000}},
 	},
-	{
-		name: "a native histogram sample decodes as model decodes it",
-		body: answer("vector", `[{"metric":{"pod":"web-1"},"histogram":[1435781451.781,{"count":"2","sum":"3.5","buckets":[[0,"0","1","2"]]}]}]`),
-		want: model.Vector{{Metric: model.Metric{"pod": "web-1"}, Timestamp: 1435781451781, Histogram: &model.SampleHistogram{
-			Count: 2, Sum: 3.5, Buckets: model.HistogramBuckets{{Boundaries: 0, Lower: 0, Upper: 1, Count: 2}},
-		}}},
-	},
+}
+
+// decodeValue decodes a body without a sample limit and returns its value.
+func decodeValue(body []byte) (model.Value, error) {
+	a, err := decodeQueryResponse(body, 0)
+	return a.value, err
 }
 
 func TestDecodeQueryResponse(t *testing.T) {
 	for _, tc := range decodeCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeQueryResponse([]byte(tc.body))
+			got, err := decodeValue([]byte(tc.body))
 			if err != nil {
 				t.Fatalf("decodeQueryResponse(%s): %v", tc.body, err)
 			}
@@ -175,7 +174,7 @@ func TestDecodeQueryResponseMatchesClientGolang(t *testing.T) {
 			if err != nil {
 				t.Fatalf("client_golang: %v", err)
 			}
-			got, err := decodeQueryResponse([]byte(tc.body))
+			got, err := decodeValue([]byte(tc.body))
 			if err != nil {
 				t.Fatalf("decodeQueryResponse: %v", err)
 			}
@@ -225,11 +224,11 @@ func TestDecodeQueryResponseRejectsWhatIsNotAQueryResult(t *testing.T) {
 		{"a misspelt literal", `{"status":"success","x":nul,"data":{"resultType":"vector","result":[]}}`, "invalid literal"},
 		{"a trailing comma", answer("vector", `[{"metric":{},"value":[1,"1"]},]`), "sample 1: expected an object"},
 		{"a value nested too deeply", `{"x":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}`, "value nested too deeply"},
-		{"a broken unknown field after a good result", `{"status":"success","data":{"resultType":"vector","result":[]},"warnings":[1,]}`, "expected a value"},
+		{"a broken unknown field after a good result", `{"status":"success","data":{"resultType":"vector","result":[]},"stats":[1,]}`, "expected a value"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := decodeQueryResponse([]byte(tc.body))
+			v, err := decodeValue([]byte(tc.body))
 			if err == nil {
 				t.Fatalf("decodeQueryResponse(%.80s) = %v, want an error", tc.body, v)
 			}
@@ -245,7 +244,7 @@ func TestDecodeQueryResponseRejectsWhatIsNotAQueryResult(t *testing.T) {
 
 func TestDecodeQueryResponseReturnsAnErrorAnswerAsAnAPIError(t *testing.T) {
 	body := `{"status":"error","errorType":"bad_data","error":"1:5: parse error"}`
-	_, err := decodeQueryResponse([]byte(body))
+	_, err := decodeValue([]byte(body))
 	var apiErr *v1.Error
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("decodeQueryResponse(%s) = %v, want a *v1.Error", body, err)
@@ -262,11 +261,11 @@ const richAnswer = `{"status":"success","warnings":["w"],"data":{"resultType":"v
 	`{"value":[1435781451,"-Inf"],"metric":{},"x":[true,false,null,{"y":-1.5e+3}]}],"stats":{}}}`
 
 func TestDecodeQueryResponseFailsOnEveryTruncation(t *testing.T) {
-	if _, err := decodeQueryResponse([]byte(richAnswer)); err != nil {
+	if _, err := decodeValue([]byte(richAnswer)); err != nil {
 		t.Fatalf("the whole answer does not decode: %v", err)
 	}
 	for n := range len(richAnswer) {
-		if v, err := decodeQueryResponse([]byte(richAnswer[:n])); err == nil {
+		if v, err := decodeValue([]byte(richAnswer[:n])); err == nil {
 			t.Errorf("the first %d bytes %q decoded to %v, want an error", n, richAnswer[:n], v)
 		}
 	}
@@ -278,7 +277,7 @@ func TestDecodeQueryResponseSurvivesCorruptionAtEveryOffset(t *testing.T) {
 			body := []byte(richAnswer)
 			body[i] = c
 			// Some corruptions leave valid answers; what matters is that none panics.
-			_, _ = decodeQueryResponse(body)
+			_, _ = decodeValue(body)
 		}
 	}
 }
@@ -303,26 +302,83 @@ func FuzzDecodeQuery(f *testing.F) {
 	} {
 		f.Add([]byte(body))
 	}
+	// Warnings, infos, native histograms and results over the sample limit.
+	const hist = `{"count":"2","sum":"3.5","buckets":[[0,"0","1","2"]]}`
+	for _, body := range []string{
+		`{"status":"success","warnings":["store down"],"infos":["info"],"data":{"resultType":"vector","result":[]}}`,
+		`{"status":"success","warnings":null,"Warnings":["a",null],"infos":[],"data":{"resultType":"vector","result":[]}}`,
+		answer("vector", `[{"metric":{"pod":"web-1"},"histogram":[1435781451.781,`+hist+`]}]`),
+		answer("vector", `[{"histogram":[1,`+hist+`],"metric":{"pod":"web-1"},"value":[1,"1"]}]`),
+		answer("matrix", `[{"metric":{"pod":"web-1"},"histograms":[[1,`+hist+`]]}]`),
+		vectorAnswer(fuzzMaxSamples + 1),
+		answer("matrix", `[{"metric":{},"values":[[1,"1"],[2,"2"],[3,"3"],[4,"4"],[5,"5"],[6,"6"],[7,"7"],[8,"8"],[9,"9"]]}]`),
+	} {
+		f.Add([]byte(body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, err := decodeQueryResponse(body)
+		got, err := decodeQueryResponse(body, fuzzMaxSamples)
 		want, ok := referenceDecode(body)
 		if !ok {
 			return
 		}
-		if err != nil {
-			t.Fatalf("decodeQueryResponse(%q): %v; encoding/json decodes it to %#v", body, err, want)
+		if wantErr := refusal(want.value, fuzzMaxSamples); wantErr != nil {
+			if !reflect.DeepEqual(err, wantErr) {
+				t.Fatalf("decodeQueryResponse(%q) = %#v, %#v; want error %#v", body, got.value, err, wantErr)
+			}
+			return
 		}
-		if !sameValue(got, want) {
-			t.Fatalf("decodeQueryResponse(%q)\n got %#v\nwant %#v (encoding/json)", body, got, want)
+		if err != nil {
+			t.Fatalf("decodeQueryResponse(%q): %v; encoding/json decodes it to %#v", body, err, want.value)
+		}
+		if !sameValue(got.value, want.value) {
+			t.Fatalf("decodeQueryResponse(%q)\n got %#v\nwant %#v (encoding/json)", body, got.value, want.value)
+		}
+		if !reflect.DeepEqual(got.warnings, want.warnings) || !reflect.DeepEqual(got.infos, want.infos) {
+			t.Fatalf("decodeQueryResponse(%q): warnings %#v, infos %#v; want %#v, %#v (encoding/json)", body, got.warnings, got.infos, want.warnings, want.infos)
 		}
 	})
+}
+
+// fuzzMaxSamples is the sample limit that FuzzDecodeQuery decodes with.
+const fuzzMaxSamples = 8
+
+// refusal is the error decodeQueryResponse must return for a result that encoding/json
+// decodes to v, or nil: the first native histogram or the first sample over the limit, in the
+// order the decoder meets them.
+func refusal(v model.Value, maxSamples int) error {
+	switch v := v.(type) {
+	case model.Vector:
+		for i, s := range v {
+			if i >= maxSamples {
+				return &tooManySamplesError{limit: maxSamples, seen: len(v)}
+			}
+			if s.Histogram != nil {
+				return &histogramError{series: s.Metric}
+			}
+		}
+	case model.Matrix:
+		n := 0
+		for _, s := range v {
+			if s == nil {
+				continue
+			}
+			if len(s.Histograms) > 0 {
+				return &histogramError{series: s.Metric}
+			}
+			n += len(s.Values)
+		}
+		if n > maxSamples {
+			return &tooManySamplesError{limit: maxSamples, seen: n}
+		}
+	}
+	return nil
 }
 
 // referenceDecode decodes a body as client_golang does on Go 1.27, with encoding/json throughout:
 // the envelope, then queryResult.UnmarshalJSON, then model's own unmarshalling of the result.
 // ok is false unless the body is a success answer that decodes. A vector holding a null sample
 // is left out too: decodeQueryResponse refuses it on purpose.
-func referenceDecode(body []byte) (v model.Value, ok bool) {
+func referenceDecode(body []byte) (a queryAnswer, ok bool) {
 	var answer struct {
 		Status    string           `json:"status"`
 		Data      *referenceResult `json:"data"`
@@ -332,16 +388,16 @@ func referenceDecode(body []byte) (v model.Value, ok bool) {
 		Infos     []string         `json:"infos"`
 	}
 	if json.Unmarshal(body, &answer) != nil || answer.Status != "success" || answer.Data == nil {
-		return nil, false
+		return queryAnswer{}, false
 	}
 	if vec, isVector := answer.Data.v.(model.Vector); isVector {
 		for _, s := range vec {
 			if s == nil {
-				return nil, false
+				return queryAnswer{}, false
 			}
 		}
 	}
-	return answer.Data.v, true
+	return queryAnswer{value: answer.Data.v, warnings: answer.Warnings, infos: answer.Infos}, true
 }
 
 type referenceResult struct{ v model.Value }
