@@ -6,14 +6,15 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/custom_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider/helpers"
@@ -60,6 +61,9 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkScope(m, info, name.Name); err != nil {
+		return nil, err
+	}
 	ns := ""
 	if info.Namespaced {
 		ns = name.Namespace
@@ -73,13 +77,23 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 		return nil, notFound(fmt.Sprintf("metric %q has no value for %s %s: the query matched no series for it (is it running and scraped?)",
 			info.Metric, info.GroupResource, name.String()))
 	}
-	return c.metricValue(info, name.Namespace, name.Name, s, metricSelector)
+	q, err := Quantity(float64(s.Value))
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("metric %q of %s %s has no number: %v; make the rule's query return no series, or 0, for idle objects",
+			info.Metric, info.GroupResource, klog.KRef(ns, name.Name), err))
+	}
+	return c.metricValue(info, ns, name.Name, s, q, metricSelector)
 }
 
-// GetMetricBySelector implements CustomMetricsProvider.
+// GetMetricBySelector implements CustomMetricsProvider. An object whose value is NaN or
+// infinite (an idle pod's 0/0 ratio) is left out of the list rather than failing it for every
+// object; only when no object has a number is the answer an error.
 func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
 	m, err := c.lookup(info)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkScope(m, info, "*"); err != nil {
 		return nil, err
 	}
 	ns := ""
@@ -98,16 +112,28 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 	if err != nil {
 		return nil, err
 	}
+	var noNumber notANumber
 	for _, n := range names {
 		s, ok := values[n]
 		if !ok {
 			continue
 		}
-		v, err := c.metricValue(info, namespace, n, s, metricSelector)
+		q, err := Quantity(float64(s.Value))
+		if err != nil {
+			klog.V(4).InfoS("Leaving an object whose value is not a number out of the list",
+				"metric", info.Metric, "object", klog.KRef(ns, n), "value", s.Value.String())
+			noNumber.add(n, s.Value)
+			continue
+		}
+		v, err := c.metricValue(info, ns, n, s, q, metricSelector)
 		if err != nil {
 			return nil, err
 		}
 		list.Items = append(list.Items, *v)
+	}
+	if len(list.Items) == 0 && len(noNumber) > 0 {
+		return nil, apierrors.NewInternalError(fmt.Errorf("metric %q has no number for any of the %d %s matching selector %q in namespace %q: every value found is NaN or infinite: %s; %s",
+			info.Metric, len(names), info.GroupResource, selector, namespace, noNumber, noNumberHint))
 	}
 	if len(list.Items) == 0 {
 		return nil, notFound(fmt.Sprintf("metric %q has no value for any of the %d %s matching selector %q in namespace %q: the query matched no series for them",
@@ -116,17 +142,57 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 	return list, nil
 }
 
-// query runs the rule's query for objects in ns and returns samples keyed by object name.
-func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector) (map[string]*model.Sample, error) {
-	rq, err := m.Rule.RenderObjectQuery(naming.ObjectQuery{
-		Series: m.Series, Resource: m.GroupResource, Namespace: ns, Names: names, MetricSelector: metricSelector,
-	})
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+// checkScope refuses a request whose scope is not the resource's. A namespaced resource asked
+// for at the root (/apis/custom.metrics.k8s.io/v1beta2/pods/*/m: custom-metrics-apiserver
+// passes Namespaced false and no namespace) would mix the objects of every namespace, and
+// same-named objects of different namespaces would be summed or confused.
+func (c *Custom) checkScope(m discovery.CustomMetric, info cmprovider.CustomMetricInfo, name string) error {
+	namespaced := c.namespaced(m.Rule, info.GroupResource)
+	switch {
+	case namespaced && !info.Namespaced:
+		return apierrors.NewBadRequest(fmt.Sprintf("%s are namespaced and a request across namespaces would mix same-named objects: ask for metric %q in one namespace: /apis/custom.metrics.k8s.io/v1beta2/namespaces/<namespace>/%s/%s/%s",
+			info.GroupResource, info.Metric, info.GroupResource, name, info.Metric))
+	case !namespaced && info.Namespaced:
+		return apierrors.NewBadRequest(fmt.Sprintf("%s are cluster-scoped: ask for metric %q without a namespace: /apis/custom.metrics.k8s.io/v1beta2/%s/%s/%s",
+			info.GroupResource, info.Metric, info.GroupResource, name, info.Metric))
 	}
-	res, err := c.Planner.Query(ctx, planner.Request{Backend: c.Backend, Query: rq.PromQL, Rule: ruleLabel(m.Rule)})
+	return nil
+}
+
+// namespaced tells whether gr is namespaced: from the cluster's RESTMapper, else from the rule's
+// own knowledge of the cluster.
+func (c *Custom) namespaced(rule *naming.Rule, gr schema.GroupResource) bool {
+	if c.Mapper != nil {
+		if gvk, err := c.Mapper.KindFor(gr.WithVersion("")); err == nil {
+			if mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+				return mapping.Scope.Name() == apimeta.RESTScopeNameNamespace
+			}
+		}
+	}
+	return rule.Resources.Namespaced(gr)
+}
+
+// query runs the rule's query for objects in ns and returns the one sample of each object
+// asked for, keyed by object name. Samples of other namespaces are left out; two samples for
+// one object are an error.
+func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector) (map[string]*model.Sample, error) {
+	render := func(sel labels.Selector) (naming.RenderedQuery, error) {
+		return m.Rule.RenderObjectQuery(naming.ObjectQuery{
+			Series: m.Series, Resource: m.GroupResource, Namespace: ns, Names: names, MetricSelector: sel,
+		})
+	}
+	rq, err := render(metricSelector)
 	if err != nil {
-		return nil, BackendError(fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), err)
+		return nil, renderError(m.Rule, err)
+	}
+	run := queryRunner{planner: c.Planner, backend: c.Backend}
+	res, err := run.run(ctx, fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
+		func() (string, error) {
+			plain, err := render(nil)
+			return plain.PromQL, err
+		})
+	if err != nil {
+		return nil, err
 	}
 	// The result covers the whole namespace; keep the objects asked for.
 	wanted := make(map[string]bool, len(names))
@@ -134,24 +200,34 @@ func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string,
 		wanted[n] = true
 	}
 	out := make(map[string]*model.Sample, len(names))
+	dropped := 0
 	for _, s := range res.Vector {
 		name, ok := s.Metric[model.LabelName(rq.ResourceLabel)]
 		if !ok && rq.ByName && len(names) == 1 && len(res.Vector) == 1 {
 			// A template that does not group returns one unlabelled value for the one object asked.
 			name = model.LabelValue(names[0])
 		}
-		if wanted[string(name)] {
-			out[string(name)] = s
+		if !wanted[string(name)] {
+			continue
 		}
+		keep, err := inNamespace(m.Rule, rq, ns, s.Metric)
+		if err != nil {
+			return nil, err
+		}
+		if !keep {
+			dropped++
+			continue
+		}
+		if prev, dup := out[string(name)]; dup {
+			return nil, duplicateObjectError(m.Rule, m.GroupResource, ns, string(name), prev.Metric, s.Metric, rq.ResourceLabel)
+		}
+		out[string(name)] = s
 	}
+	logOtherNamespaces(m.Rule, ns, dropped)
 	return out, nil
 }
 
-func (c *Custom) metricValue(info cmprovider.CustomMetricInfo, namespace, name string, s *model.Sample, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
-	q, err := Quantity(float64(s.Value))
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("metric %q of %s %s/%s: %v", info.Metric, info.GroupResource, namespace, name, err))
-	}
+func (c *Custom) metricValue(info cmprovider.CustomMetricInfo, namespace, name string, s *model.Sample, q *resource.Quantity, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
 	ref, err := helpers.ReferenceFor(c.Mapper, types.NamespacedName{Namespace: namespace, Name: name}, info)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -183,16 +259,3 @@ func discoveryState(r *discovery.Registry) string {
 }
 
 func ruleLabel(r *naming.Rule) string { return fmt.Sprintf("%s/%d", r.Kind, r.Index) }
-
-func notFound(msg string) error {
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound, Message: msg,
-	}}
-}
-
-func truncatedList(items []string, max int) string {
-	if len(items) <= max {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:max], ", ") + fmt.Sprintf(" and %d more", len(items)-max)
-}

@@ -7,12 +7,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/external_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	"github.com/prometheus/common/model"
 
 	"github.com/promadapter/promadapter/pkg/discovery"
+	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
 
@@ -31,9 +33,10 @@ func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 }
 
 // GetExternalMetric implements ExternalMetricsProvider. A namespaced rule always adds the
-// request's namespace to the query; a cluster-wide rule (resources.namespaced: false) does
-// not. The metric selector becomes escaped label matchers. Each result series is one value
-// carrying its labels; an empty result is an error unless the rule sets defaultValue.
+// request's namespace to the query, and the answer is filtered by the namespace label too; a
+// cluster-wide rule (resources.namespaced: false) does neither. The metric selector becomes
+// escaped label matchers. Each result series is one value carrying its labels; a value that is
+// NaN or infinite is left out; an empty result is an error unless the rule sets defaultValue.
 func (e *External) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (*external_metrics.ExternalMetricValueList, error) {
 	m, ok := e.Registry.External(info.Metric)
 	if !ok {
@@ -46,19 +49,32 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 		}
 		return nil, notFound(msg + discoveryState(e.Registry))
 	}
-	promql, err := m.Rule.RenderExternalQuery(m.Series, namespace, metricSelector)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+	if m.Rule.Namespaced && namespace == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("rule %s is namespaced but the request has no namespace: ask for external metric %q in one, /apis/external.metrics.k8s.io/v1beta1/namespaces/<namespace>/%s, or set resources.namespaced: false on the rule",
+			m.Rule.ID, info.Metric, info.Metric))
 	}
-	res, err := e.Planner.Query(ctx, planner.Request{Backend: e.Backend, Query: promql, Rule: ruleLabel(m.Rule)})
+	rq, err := m.Rule.RenderExternal(m.Series, namespace, metricSelector)
 	if err != nil {
-		return nil, BackendError(fmt.Sprintf("querying external metric %q (rule %s)", info.Metric, m.Rule.ID), err)
+		return nil, renderError(m.Rule, err)
+	}
+	run := queryRunner{planner: e.Planner, backend: e.Backend}
+	res, err := run.run(ctx, fmt.Sprintf("querying external metric %q (rule %s)", info.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
+		func() (string, error) {
+			plain, err := m.Rule.RenderExternal(m.Series, namespace, nil)
+			return plain.PromQL, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	samples, err := externalSamples(m.Rule, info.Metric, rq, namespace, res.Vector)
+	if err != nil {
+		return nil, err
 	}
 	list := &external_metrics.ExternalMetricValueList{}
-	if len(res.Vector) == 0 {
+	if len(samples) == 0 {
 		if m.Rule.DefaultValue == nil {
 			return nil, notFound(fmt.Sprintf("external metric %q: no series matched %s (namespace %q, selector %q); the adapter does not invent a value: fix the selector, or set defaultValue on the rule to serve one",
-				info.Metric, promql, namespace, metricSelector))
+				info.Metric, rq.PromQL, namespace, metricSelector))
 		}
 		q, err := Quantity(*m.Rule.DefaultValue)
 		if err != nil {
@@ -69,10 +85,14 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 		})
 		return list, nil
 	}
-	for _, s := range res.Vector {
+	var noNumber notANumber
+	for _, s := range samples {
 		q, err := Quantity(float64(s.Value))
 		if err != nil {
-			return nil, apierrors.NewInternalError(fmt.Errorf("external metric %q, series %s: %v", info.Metric, s.Metric, err))
+			klog.V(4).InfoS("Leaving a series whose value is not a number out of the list",
+				"metric", info.Metric, "series", servedLabels(s.Metric).String(), "value", s.Value.String())
+			noNumber.add(servedLabels(s.Metric).String(), s.Value)
+			continue
 		}
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
 			MetricName:   info.Metric,
@@ -81,7 +101,37 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 			Value:        *q,
 		})
 	}
+	if len(list.Items) == 0 {
+		return nil, apierrors.NewInternalError(fmt.Errorf("external metric %q (rule %s) has no number: every value found is NaN or infinite: %s; %s",
+			info.Metric, m.Rule.ID, noNumber, noNumberHint))
+	}
 	return list, nil
+}
+
+// externalSamples keeps the samples of an external query that may be served: those of the
+// namespace asked for (a namespaced rule), each label set once.
+func externalSamples(rule *naming.Rule, metric string, rq naming.RenderedQuery, ns string, vec model.Vector) ([]*model.Sample, error) {
+	out := make([]*model.Sample, 0, len(vec))
+	seen := make(map[string]model.Metric, len(vec))
+	dropped := 0
+	for _, s := range vec {
+		keep, err := inNamespace(rule, rq, ns, s.Metric)
+		if err != nil {
+			return nil, err
+		}
+		if !keep {
+			dropped++
+			continue
+		}
+		key := servedLabels(s.Metric).String()
+		if prev, dup := seen[key]; dup {
+			return nil, duplicateLabelsError(rule, metric, prev, s.Metric)
+		}
+		seen[key] = s.Metric
+		out = append(out, s)
+	}
+	logOtherNamespaces(rule, ns, dropped)
+	return out, nil
 }
 
 func sampleLabels(m model.Metric) map[string]string {

@@ -53,25 +53,30 @@ var (
 	}
 )
 
+// externalCase is one GetExternalMetric request against the fake Prometheus and its expected answer.
+type externalCase struct {
+	// rules are the external rules; nil means externalRules.
+	rules       []config.DiscoveryRule
+	name        string
+	metric      string
+	namespace   string
+	selector    string
+	answer      func(string) (int, string)
+	queryURL    string
+	wantQueries []string
+	want        []externalValue
+	wantErr     *errorCheck
+}
+
 func TestGetExternalMetric(t *testing.T) {
-	cases := []struct {
-		name        string
-		metric      string
-		namespace   string
-		selector    string
-		answer      func(string) (int, string)
-		queryURL    string
-		wantQueries []string
-		want        []externalValue
-		wantErr     *errorCheck
-	}{
+	cases := []externalCase{
 		{
-			name:        "a namespaced rule adds the request's namespace and groups by it",
+			name:        "a namespaced rule adds the request's namespace",
 			metric:      "depth",
 			namespace:   "shop",
 			selector:    "queue=orders",
 			answer:      vectorAnswer(sample{value: "17", labels: []string{"namespace", "shop"}}),
-			wantQueries: []string{`sum(queue_depth{namespace="shop",queue="orders"}) by (namespace)`},
+			wantQueries: []string{`sum(queue_depth{queue="orders",namespace="shop"}) by ()`},
 			want:        []externalValue{{"depth", map[string]string{"namespace": "shop"}, "17", sampleTime.UTC()}},
 		},
 		{
@@ -80,7 +85,7 @@ func TestGetExternalMetric(t *testing.T) {
 			namespace:   "shop",
 			selector:    "namespace=batch",
 			answer:      vectorAnswer(),
-			wantQueries: []string{`sum(queue_depth{namespace="shop",namespace="batch"}) by (namespace)`},
+			wantQueries: []string{`sum(queue_depth{namespace="batch",namespace="shop"}) by ()`},
 			wantErr:     &errorCheck{404, []string{`external metric "depth": no series matched`}},
 		},
 		{
@@ -113,8 +118,8 @@ func TestGetExternalMetric(t *testing.T) {
 			namespace:   "shop",
 			selector:    "queue=none",
 			answer:      vectorAnswer(),
-			wantQueries: []string{`sum(queue_depth{namespace="shop",queue="none"}) by (namespace)`},
-			wantErr: &errorCheck{404, []string{`external metric "depth": no series matched sum(queue_depth{namespace="shop",queue="none"}) by (namespace)`,
+			wantQueries: []string{`sum(queue_depth{queue="none",namespace="shop"}) by ()`},
+			wantErr: &errorCheck{404, []string{`external metric "depth": no series matched sum(queue_depth{queue="none",namespace="shop"}) by ()`,
 				`(namespace "shop", selector "queue=none")`, "the adapter does not invent a value", "set defaultValue on the rule"}},
 		},
 		{
@@ -145,13 +150,14 @@ func TestGetExternalMetric(t *testing.T) {
 			want:        []externalValue{{"cluster_capacity", map[string]string{}, "64", sampleTime.UTC()}},
 		},
 		{
-			name:        "a NaN value is 500 saying NaN",
+			name:        "a NaN value, the only one, is 500 naming the series and the likely cause",
 			metric:      "depth",
 			namespace:   "shop",
 			selector:    "",
 			answer:      vectorAnswer(sample{value: "NaN", labels: []string{"namespace", "shop"}}),
-			wantQueries: []string{`sum(queue_depth{namespace="shop"}) by (namespace)`},
-			wantErr:     &errorCheck{500, []string{`external metric "depth", series {namespace="shop"}`, "the value is NaN"}},
+			wantQueries: []string{`sum(queue_depth{namespace="shop"}) by ()`},
+			wantErr: &errorCheck{500, []string{`external metric "depth" (rule external/0 (test.yaml:0)) has no number: every value found is NaN or infinite: {namespace="shop"} (NaN)`,
+				"a ratio with no traffic (0/0)"}},
 		},
 		{
 			name:      "a namespaced rule asked without a namespace is a bad request",
@@ -165,7 +171,7 @@ func TestGetExternalMetric(t *testing.T) {
 			metric:    "depth",
 			namespace: "shop",
 			selector:  "app.kubernetes.io/name=web",
-			wantErr:   &errorCheck{400, []string{`label selector key "app.kubernetes.io/name" is not a valid Prometheus label name`}},
+			wantErr:   &errorCheck{400, []string{`invalid metric label selector: key "app.kubernetes.io/name" is not a valid Prometheus label name`}},
 		},
 		{
 			name:        "bad_data is 500",
@@ -173,7 +179,7 @@ func TestGetExternalMetric(t *testing.T) {
 			namespace:   "shop",
 			selector:    "",
 			answer:      fixedAnswer(400, badDataBody),
-			wantQueries: []string{`sum(queue_depth{namespace="shop"}) by (namespace)`},
+			wantQueries: []string{`sum(queue_depth{namespace="shop"}) by ()`},
 			wantErr:     &errorCheck{500, []string{`querying external metric "depth" (rule external/0 (test.yaml:0))`, "rejected the query"}},
 		},
 		{
@@ -193,29 +199,36 @@ func TestGetExternalMetric(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			queryURL := tc.queryURL
-			if queryURL == "closed" {
-				queryURL = promtest.ClosedURL(t)
-			}
-			e := newEnv(t, envOptions{external: externalRules, series: shopSeries, queryURL: queryURL})
-			e.prom.SetAnswer(tc.answer)
-			list, err := e.external.GetExternalMetric(context.Background(), tc.namespace, mustSelector(t, tc.selector), cmprovider.ExternalMetricInfo{Metric: tc.metric})
-			checkAPIError(t, err, tc.wantErr)
-			if got := e.prom.TakeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
-				t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
-			}
-			if tc.wantErr != nil {
-				return
-			}
-			var got []externalValue
-			for _, item := range list.Items {
-				got = append(got, flattenExternal(item))
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("values =\n%+v\nwant\n%+v", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { runExternalCase(t, tc) })
+	}
+}
+
+func runExternalCase(t *testing.T, tc externalCase) {
+	t.Helper()
+	queryURL := tc.queryURL
+	if queryURL == "closed" {
+		queryURL = promtest.ClosedURL(t)
+	}
+	rules := tc.rules
+	if rules == nil {
+		rules = externalRules
+	}
+	e := newEnv(t, envOptions{external: rules, series: shopSeries, queryURL: queryURL})
+	e.prom.SetAnswer(tc.answer)
+	list, err := e.external.GetExternalMetric(context.Background(), tc.namespace, mustSelector(t, tc.selector), cmprovider.ExternalMetricInfo{Metric: tc.metric})
+	checkAPIError(t, err, tc.wantErr)
+	if got := e.prom.TakeQueries(); !reflect.DeepEqual(got, tc.wantQueries) && !(len(got) == 0 && len(tc.wantQueries) == 0) {
+		t.Errorf("queries sent =\n%q\nwant\n%q", got, tc.wantQueries)
+	}
+	if tc.wantErr != nil {
+		return
+	}
+	var got []externalValue
+	for _, item := range list.Items {
+		got = append(got, flattenExternal(item))
+	}
+	if !reflect.DeepEqual(got, tc.want) {
+		t.Errorf("values =\n%+v\nwant\n%+v", got, tc.want)
 	}
 }
 

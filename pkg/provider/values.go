@@ -1,15 +1,10 @@
 package provider
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
-
-	"github.com/promadapter/promadapter/pkg/promclient"
 )
 
 // Quantity converts a sample value into an exact Kubernetes quantity: whole numbers stay
@@ -41,27 +36,4 @@ func Quantity(v float64) (*resource.Quantity, error) {
 		return nil, fmt.Errorf("the value %v cannot be represented as a quantity: %w", v, err)
 	}
 	return &q, nil
-}
-
-// BackendError turns a failed query into an API error: 503 when Prometheus is unreachable or
-// slow (retry later), 500 when the query itself is wrong (fix the rule). The message keeps
-// the cause so `kubectl get --raw` and HPA events explain themselves.
-func BackendError(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return err
-	}
-	msg := fmt.Sprintf("%s: %v", what, err)
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return apierrors.NewServiceUnavailable(msg)
-	}
-	switch promclient.CauseOf(err) {
-	case promclient.CauseUnreachable, promclient.CauseTimeout, promclient.CauseCanceled:
-		return apierrors.NewServiceUnavailable(msg)
-	default:
-		return apierrors.NewInternalError(errors.New(msg))
-	}
 }

@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/promclient"
 	"github.com/promadapter/promadapter/pkg/provider"
 )
@@ -84,8 +86,14 @@ func TestBackendErrorChoosesTheStatus(t *testing.T) {
 		{"an unreachable Prometheus is 503: retry later", backendErr(promclient.CauseUnreachable), 503},
 		{"a timeout is 503", backendErr(promclient.CauseTimeout), 503},
 		{"a cancelled request is 503", backendErr(promclient.CauseCanceled), 503},
+		{"a partial answer (a store is down) is 503: retry later", backendErr(promclient.CausePartial), 503},
+		{"a deadline of the request itself is 503", fmt.Errorf("waiting for a free query slot: %w", context.DeadlineExceeded), 503},
 		{"a rejected query is 500: fix the rule", backendErr(promclient.CauseBadQuery), 500},
+		{"a native histogram result is 500: fix the rule", backendErr(promclient.CauseHistogram), 500},
+		{"a refused request parameter is 500: fix the adapter's flags", backendErr(promclient.CauseBadRequest), 500},
+		{"an answer over the size or sample limit is 500", backendErr(promclient.CauseTooLarge), 500},
 		{"a server failure is 500", backendErr(promclient.CauseServer), 500},
+		{"a result that is no instant vector is 500", fmt.Errorf("rule custom/0: %w", planner.ErrUnsupportedResult), 500},
 		{"an error without a cause is 500", errors.New("the result is neither an instant vector nor a scalar"), 500},
 		{"an API status passes through unchanged", apierrors.NewNotFound(podsResource, "web-1"), 404},
 	}
@@ -109,5 +117,16 @@ func TestBackendErrorChoosesTheStatus(t *testing.T) {
 				t.Errorf("message %q does not keep what and the cause %q", got, tc.err)
 			}
 		})
+	}
+}
+
+func TestBackendErrorKeepsARedactedURLRedacted(t *testing.T) {
+	err := fmt.Errorf("rule custom/0: %w", &promclient.Error{Cause: promclient.CauseUnreachable, URL: "http://alice:xxxxx@prometheus:9090/?tenant=xxxxx",
+		Op: "query", Err: errors.New("dial tcp 10.0.0.1:9090: connect: connection refused")})
+	got := provider.BackendError(`querying metric "m"`, err)
+	want := `querying metric "m": rule custom/0: cannot reach Prometheus at http://alice:xxxxx@prometheus:9090/?tenant=xxxxx (query): ` +
+		`dial tcp 10.0.0.1:9090: connect: connection refused; check --prometheus-url, network policy and TLS settings`
+	if got.Error() != want {
+		t.Errorf("BackendError =\n%s\nwant\n%s", got, want)
 	}
 }
