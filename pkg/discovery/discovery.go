@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -165,15 +166,18 @@ type Discoverer struct {
 
 	mu         sync.Mutex
 	ruleFailed map[string]string // rule ID -> last error text, so a failure is logged once
+
+	// alive is the Now of the loop's last sign of life (Unix nanoseconds; 0 before the first):
+	// a pass starting or ending, or a backend call returning. See Stalled.
+	alive atomic.Int64
 }
 
 // RunOnce performs one discovery pass. Failing rules keep their previous metrics (until
 // MaxAge) and do not affect other rules; the returned error lists them.
 func (d *Discoverer) RunOnce(ctx context.Context) error {
-	now := time.Now()
-	if d.Now != nil {
-		now = d.Now()
-	}
+	d.markAlive()
+	defer d.markAlive()
+	now := d.now()
 	started := time.Now()
 	start := now.Add(-d.MaxAge)
 	custom := map[customKey]entry[CustomMetric]{}
@@ -240,6 +244,7 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 
 // Run repeats RunOnce every interval until ctx ends.
 func (d *Discoverer) Run(ctx context.Context, interval time.Duration) {
+	d.markAlive()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -281,6 +286,7 @@ func (d *Discoverer) record(rule *naming.Rule, err error) {
 
 func (d *Discoverer) seriesNames(ctx context.Context, rule *naming.Rule, start, end time.Time) ([]string, error) {
 	names, err := d.Backend.LabelValues(ctx, "__name__", []string{rule.SeriesQuery}, start, end)
+	d.markAlive()
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: listing series names: %w", rule.ID, err)
 	}
@@ -328,6 +334,7 @@ func (d *Discoverer) discoverCustom(ctx context.Context, rule *naming.Rule, star
 			defer wg.Done()
 			defer func() { <-sem }()
 			labels, err := d.Backend.LabelNames(ctx, []string{rule.DiscoverySelector(j.series)}, start, end)
+			d.markAlive()
 			if err != nil {
 				errs[i] = fmt.Errorf("rule %s: listing labels of %s: %w", rule.ID, j.series, err)
 				return

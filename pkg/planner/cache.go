@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/component-base/metrics"
+	"k8s.io/klog/v2"
 )
 
 // Fixed parts of the cache's memory estimate, in bytes, on top of the lengths of the key
@@ -29,6 +30,12 @@ type entry struct {
 	bytes   int64     // estimated memory, see resultBytes
 	prev    *entry    // towards the most recently used end
 	next    *entry    // towards the least recently used end
+
+	// Used by the last-good store only (see stale.go): when the key's queries started
+	// failing with the backend down (zero while they succeed), and whether that outage has
+	// been logged for this key.
+	failingSince time.Time
+	logged       bool
 }
 
 // lru holds cached results under a bound on their estimated bytes, evicting the least
@@ -38,7 +45,7 @@ type lru struct {
 	root     entry // sentinel: root.next is the most recently used entry, root.prev the least
 	bytes    int64
 	maxBytes int64
-	gauge    *metrics.Gauge // promadapter_planner_cache_bytes, shared by all planners: only Add to it
+	gauge    *metrics.Gauge // shared by all planners: only Add to it
 }
 
 func (c *lru) init(maxBytes int64, gauge *metrics.Gauge) {
@@ -51,6 +58,15 @@ func (c *lru) init(maxBytes int64, gauge *metrics.Gauge) {
 // get returns the result cached for k if it is still valid at now, and marks it used.
 // An expired entry is dropped.
 func (c *lru) get(k cacheKey, now time.Time) *Result {
+	if e := c.lookup(k, now); e != nil {
+		return e.res
+	}
+	return nil
+}
+
+// lookup returns k's entry if it is still valid at now, and marks it used. An expired entry
+// is dropped.
+func (c *lru) lookup(k cacheKey, now time.Time) *entry {
 	e := c.entries[k]
 	if e == nil {
 		return nil
@@ -63,25 +79,27 @@ func (c *lru) get(k cacheKey, now time.Time) *Result {
 		c.unlink(e)
 		c.pushFront(e)
 	}
-	return e.res
+	return e
 }
 
 // add caches res for k until expires. It keeps an entry that expires later, skips results
 // already expired at now or larger than the whole bound, and evicts expired entries from the
 // least recently used end and then least recently used ones until the new entry fits.
-func (c *lru) add(k cacheKey, res *Result, expires, now time.Time) {
+// It returns the result's estimated size when that alone exceeds the bound (0 otherwise),
+// for the caller to report: such a result is never cached.
+func (c *lru) add(k cacheKey, res *Result, expires, now time.Time) (tooLarge int64) {
 	if !now.Before(expires) {
-		return
+		return 0
 	}
 	if old := c.entries[k]; old != nil {
 		if !expires.After(old.expires) {
-			return
+			return 0
 		}
 		c.remove(old)
 	}
 	size := resultBytes(k, res)
 	if size > c.maxBytes {
-		return
+		return size
 	}
 	for tail := c.root.prev; tail != &c.root && !now.Before(tail.expires); tail = c.root.prev {
 		c.remove(tail)
@@ -94,6 +112,7 @@ func (c *lru) add(k cacheKey, res *Result, expires, now time.Time) {
 	c.pushFront(e)
 	c.bytes += size
 	c.gauge.Add(float64(size))
+	return 0
 }
 
 func (c *lru) remove(e *entry) {
@@ -130,4 +149,25 @@ func resultBytes(k cacheKey, res *Result) int64 {
 		}
 	}
 	return n
+}
+
+// remember stores a successful result in the cache and, while stale answers are enabled, as
+// the key's last good result. Called with p.mu held.
+func (p *Planner) remember(k cacheKey, r Request, res *Result, started, now time.Time) {
+	var tooLarge int64
+	if p.period > 0 {
+		tooLarge = p.cache.add(k, res, started.Add(p.period), now)
+	}
+	if p.staleFor > 0 {
+		tooLarge = max(tooLarge, p.rememberLastGood(k, res, started, now))
+	}
+	if tooLarge == 0 {
+		return
+	}
+	p.m.tooLargeResults.WithLabelValues(ruleLabel(r.Rule)).Inc()
+	if !p.tooLargeLogged[r.Rule] {
+		p.tooLargeLogged[r.Rule] = true
+		klog.V(2).InfoS("A query result is larger than the whole cache and is never cached; raise --query-cache-max-bytes to cache it",
+			"backend", r.Backend.Name, "rule", r.Rule, "resultBytes", tooLarge, "limitBytes", p.cache.maxBytes)
+	}
 }

@@ -17,6 +17,9 @@ type plannerMetrics struct {
 	resultSamples    *metrics.Histogram
 	queryBytes       *metrics.Histogram
 	longestQuery     *metrics.Gauge
+	staleAnswers     *metrics.CounterVec // {rule}
+	tooLargeResults  *metrics.CounterVec // {rule}
+	staleStoreBytes  *metrics.Gauge
 
 	// The requests_total children, resolved once: the hit path must not look them up.
 	hitRequests, missRequests, coalescedRequests metrics.CounterMetric
@@ -86,9 +89,30 @@ func registeredMetrics() *plannerMetrics {
 				Help:           "Length of the longest query sent to a Prometheus backend since the process started, in bytes of PromQL text.",
 				StabilityLevel: metrics.ALPHA,
 			}),
+			staleAnswers: metrics.NewCounterVec(&metrics.CounterOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "stale_answers_total",
+				Help:           "Queries answered with their last good result, original timestamps kept, because Prometheus was down (--serve-stale-for), by rule.",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"rule"}),
+			tooLargeResults: metrics.NewCounterVec(&metrics.CounterOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "results_too_large_to_cache_total",
+				Help:           "Successful query results not cached because their estimated size alone exceeds --query-cache-max-bytes, by rule.",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"rule"}),
+			staleStoreBytes: metrics.NewGauge(&metrics.GaugeOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "stale_store_bytes",
+				Help:           "Estimated memory of the last good results kept for --serve-stale-for, in bytes; mostly the same results the cache holds.",
+				StabilityLevel: metrics.ALPHA,
+			}),
 		}
 		legacyregistry.MustRegister(m.upstreamQueries, m.upstreamDuration, m.requests, m.cacheBytes,
-			m.resultSamples, m.queryBytes, m.longestQuery)
+			m.resultSamples, m.queryBytes, m.longestQuery, m.staleAnswers, m.tooLargeResults, m.staleStoreBytes)
 		m.hitRequests = m.requests.WithLabelValues("hit")
 		m.missRequests = m.requests.WithLabelValues("miss")
 		m.coalescedRequests = m.requests.WithLabelValues("coalesced")

@@ -4,7 +4,8 @@
 // Every API request (each HPA polls every 15 s) becomes one query per (backend, rule, scope).
 // The planner answers each from a short-lived cache when it can, joins identical queries
 // that are already on their way to the backend (one upstream call, every waiter shares its
-// answer), and bounds the number of queries in flight to all backends.
+// answer), and bounds the number of queries in flight to all backends. While a backend is
+// down it can answer a query's last good result for a while (Options.ServeStaleFor).
 package planner
 
 import (
@@ -69,6 +70,17 @@ type Options struct {
 	// wait for a free slot for as long as one of their callers is still waiting.
 	// 0 or less means DefaultMaxConcurrent.
 	MaxConcurrent int
+	// MaxSlotWait bounds how long a query waits for a free slot; beyond it the query fails
+	// with ErrNoQuerySlot (an answer of 503). With the Querier's own timeout this bounds the
+	// time to an answer while Prometheus is slow: at most MaxSlotWait plus that timeout.
+	// 0 means no bound other than the callers' contexts.
+	MaxSlotWait time.Duration
+	// ServeStaleFor, when positive, answers a query that fails because the backend is down
+	// (unreachable, timing out, failing, or answering partially) with the last good result
+	// for the same query, original timestamps included, for at most this long after its
+	// failures started. Last good results are kept under their own MaxCacheBytes bound and
+	// never beyond CachePeriod+ServeStaleFor after their upstream call started. 0 disables.
+	ServeStaleFor time.Duration
 	// Now is the clock for cache periods; nil means time.Now. Durations in the planner's own
 	// metrics always use the real clock.
 	Now func() time.Time
@@ -97,14 +109,21 @@ type Stats struct {
 // Planner runs queries with caching, coalescing and a concurrency bound. It is safe for
 // concurrent use. Create it with New.
 type Planner struct {
-	period time.Duration
-	now    func() time.Time
-	slots  chan struct{} // one token per upstream call in flight
-	m      *plannerMetrics
+	period   time.Duration
+	staleFor time.Duration
+	slotWait time.Duration
+	now      func() time.Time
+	slots    chan struct{} // one token per upstream call in flight
+	m        *plannerMetrics
 
-	mu       sync.Mutex // guards inflight, cache and every call's waiters and result
+	mu       sync.Mutex // guards inflight, cache, lastGood, tooLargeLogged and every call's waiters and result
 	inflight map[cacheKey]*call
 	cache    lru
+	// lastGood holds each query's last successful result while ServeStaleFor is set.
+	lastGood lru
+	// tooLargeLogged holds the rules whose results were found too large to cache, so that
+	// is logged once per rule.
+	tooLargeLogged map[string]bool
 
 	upstream, hits, misses, coalesced atomic.Uint64
 }
@@ -143,13 +162,17 @@ func New(o Options) *Planner {
 	}
 	m := registeredMetrics()
 	p := &Planner{
-		period:   o.CachePeriod,
-		now:      now,
-		slots:    make(chan struct{}, maxConcurrent),
-		m:        m,
-		inflight: make(map[cacheKey]*call),
+		period:         o.CachePeriod,
+		staleFor:       max(o.ServeStaleFor, 0),
+		slotWait:       max(o.MaxSlotWait, 0),
+		now:            now,
+		slots:          make(chan struct{}, maxConcurrent),
+		m:              m,
+		inflight:       make(map[cacheKey]*call),
+		tooLargeLogged: make(map[string]bool),
 	}
 	p.cache.init(maxBytes, m.cacheBytes)
+	p.lastGood.init(maxBytes, m.staleStoreBytes)
 	return p
 }
 
@@ -238,15 +261,11 @@ func (p *Planner) run(ctx context.Context, k cacheKey, r Request, c *call) {
 	defer c.cancel()
 	var res *Result
 	var started time.Time
-	var err error
-	select {
-	case p.slots <- struct{}{}:
+	err := p.acquireSlot(ctx, r)
+	if err == nil {
 		started = p.now()
 		res, err = p.fetch(ctx, r, started)
 		<-p.slots
-	case <-ctx.Done():
-		// Every waiter left before a slot was free; nobody sees this error.
-		err = fmt.Errorf("waiting for a free query slot: %w", ctx.Err())
 	}
 
 	p.mu.Lock()
@@ -254,8 +273,11 @@ func (p *Planner) run(ctx context.Context, k cacheKey, r Request, c *call) {
 	if p.inflight[k] == c {
 		delete(p.inflight, k)
 	}
-	if err == nil && p.period > 0 {
-		p.cache.add(k, res, started.Add(p.period), p.now())
+	now := p.now()
+	if err == nil {
+		p.remember(k, r, res, started, now)
+	} else if stale := p.staleAnswer(k, r, err, now); stale != nil {
+		res, err = stale, nil
 	}
 	c.res, c.err = res, err
 	close(c.done)
@@ -265,10 +287,7 @@ func (p *Planner) run(ctx context.Context, k cacheKey, r Request, c *call) {
 // started is the planner's clock at the start of the call.
 func (p *Planner) fetch(ctx context.Context, r Request, started time.Time) (*Result, error) {
 	p.upstream.Add(1)
-	rule := r.Rule
-	if rule == "" {
-		rule = "unnamed"
-	}
+	rule := ruleLabel(r.Rule)
 	p.m.observeQueryLength(len(r.Query))
 
 	t0 := time.Now()
@@ -303,6 +322,14 @@ func (p *Planner) fetch(ctx context.Context, r Request, started time.Time) (*Res
 		klog.V(2).InfoS("Upstream query failed", "backend", r.Backend.Name, "rule", r.Rule, "outcome", outcome, "err", err)
 	}
 	return res, err
+}
+
+// ruleLabel is the value of the rule label in the planner's metrics.
+func ruleLabel(rule string) string {
+	if rule == "" {
+		return "unnamed"
+	}
+	return rule
 }
 
 // callQuerier calls the backend, turning a panic in the Querier into an error: the call runs

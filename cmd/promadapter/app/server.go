@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"strings"
 	"time"
 
@@ -50,6 +48,7 @@ func Run(ctx context.Context, o *options.Options) error {
 	backend := planner.Backend{Name: "default", Querier: client}
 	plan := planner.New(planner.Options{
 		CachePeriod: o.QueryCachePeriod, MaxCacheBytes: o.QueryCacheMaxBytes, MaxConcurrent: o.MaxConcurrentQueries,
+		MaxSlotWait: o.PrometheusTimeout, ServeStaleFor: o.ServeStaleFor,
 	})
 
 	o.Adapter.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(openAPIDefinitions(), openapi.NewDefinitionNamer(cmapiserver.Scheme, resourceprovider.Scheme))
@@ -111,13 +110,7 @@ func Run(ctx context.Context, o *options.Options) error {
 			// Selector requests on pods read the same (trimmed) cache: one copy of every pod.
 			objects.Share(corev1.SchemeGroupVersion.WithResource("pods"), pods)
 		}
-		// metrics.k8s.io answers from these caches: before they sync it would report no pods.
-		readyChecks = append(readyChecks, healthz.NamedCheck("promadapter-pod-node-cache", func(*http.Request) error {
-			if !pods.HasSynced() || !nodes.HasSynced() {
-				return errors.New("the pod and node caches have not synced")
-			}
-			return nil
-		}))
+		readyChecks = append(readyChecks, cacheSyncCheck("promadapter-pod-node-cache", "pod and node caches", pods.HasSynced, nodes.HasSynced))
 		resources, err = resourceprovider.New(cfg.ResourceRules, plan, backend,
 			resourceprovider.NewPodLister(pods.GetIndexer()), inf.Core().V1().Nodes().Lister(), mapper)
 		if err != nil {
@@ -134,17 +127,22 @@ func Run(ctx context.Context, o *options.Options) error {
 			return fmt.Errorf("installing metrics.k8s.io: %w", err)
 		}
 	}
-	readyChecks = append(readyChecks, healthz.NamedCheck("promadapter-discovery", func(*http.Request) error {
-		if !registry.Ready() {
-			return errors.New("the first metric discovery has not completed")
-		}
-		return nil
-	}))
+	serverConfig, err := o.Adapter.Config() // the config Server() was built from
+	if err != nil {
+		return err
+	}
+	// Health semantics: see health.go.
+	readyChecks = append(readyChecks, discoveryReadyCheck(registry.Ready),
+		authenticationCheck(serverConfig.GenericConfig.Authentication.RequestHeaderConfig))
 	if err := srv.GenericAPIServer.AddReadyzChecks(readyChecks...); err != nil {
 		return err
 	}
+	if err := srv.GenericAPIServer.AddLivezChecks(0, discoveryLiveCheck(disc.Stalled,
+		discoveryMaxQuiet(o.MetricsRelistInterval, o.PrometheusTimeout))); err != nil {
+		return err
+	}
 
-	klog.InfoS("starting promadapter", "config", cfg.Source, "prometheus", client.URL(),
+	klog.InfoS("starting promadapter", "config", cfg.Source, "prometheus", options.RedactURL(client.URL()),
 		"customRules", len(customRules), "externalRules", len(externalRules), "resourceMetrics", resources != nil)
 	probe(ctx, client)
 	go func() {

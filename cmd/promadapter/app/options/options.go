@@ -39,10 +39,18 @@ type Options struct {
 	PrometheusHeaders        []string
 	PrometheusVerb           string
 	PrometheusTimeout        time.Duration
+	// PrometheusMaxAnswerBytes and PrometheusMaxSamples bound what one answer may cost the
+	// adapter; AllowPartialAnswers serves answers that a federated backend marked partial.
+	PrometheusMaxAnswerBytes int64
+	PrometheusMaxSamples     int
+	AllowPartialAnswers      bool
 
 	QueryCachePeriod     time.Duration
 	QueryCacheMaxBytes   int64
 	MaxConcurrentQueries int
+	// ServeStaleFor is how long after a query started failing because Prometheus is down its
+	// last good answer is still served; 0 (the default) never serves a stale answer.
+	ServeStaleFor time.Duration
 
 	EnableResourceMetrics bool
 	EnableCustomMetrics   bool
@@ -52,17 +60,19 @@ type Options struct {
 // New returns options with their defaults.
 func New() *Options {
 	return &Options{
-		Adapter:               &basecmd.AdapterBase{Name: "promadapter"},
-		MetricsRelistInterval: time.Minute,
-		MetricsMaxAge:         10 * time.Minute,
-		PrometheusVerb:        http.MethodGet,
-		PrometheusTimeout:     10 * time.Second,
-		QueryCachePeriod:      10 * time.Second,
-		QueryCacheMaxBytes:    64 << 20,
-		MaxConcurrentQueries:  16,
-		EnableResourceMetrics: true,
-		EnableCustomMetrics:   true,
-		EnableExternalMetrics: true,
+		Adapter:                  &basecmd.AdapterBase{Name: "promadapter"},
+		MetricsRelistInterval:    time.Minute,
+		MetricsMaxAge:            10 * time.Minute,
+		PrometheusVerb:           http.MethodGet,
+		PrometheusTimeout:        10 * time.Second,
+		PrometheusMaxAnswerBytes: promclient.DefaultMaxAnswerBytes,
+		PrometheusMaxSamples:     promclient.DefaultMaxSamples,
+		QueryCachePeriod:         10 * time.Second,
+		QueryCacheMaxBytes:       64 << 20,
+		MaxConcurrentQueries:     16,
+		EnableResourceMetrics:    true,
+		EnableCustomMetrics:      true,
+		EnableExternalMetrics:    true,
 	}
 }
 
@@ -84,11 +94,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PrometheusTokenFile, "prometheus-token-file", o.PrometheusTokenFile, "file holding a bearer token for Prometheus (re-read on every request)")
 	fs.StringArrayVar(&o.PrometheusHeaders, "prometheus-header", o.PrometheusHeaders, "extra header for Prometheus requests as name=value, e.g. X-Scope-OrgID=tenant1 (repeatable)")
 	fs.StringVar(&o.PrometheusVerb, "prometheus-verb", o.PrometheusVerb, "HTTP method for queries, GET or POST; queries longer than 4 KiB always go by POST")
-	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "timeout of each request to Prometheus")
+	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "timeout of each request to Prometheus; a request waits at most this long for a free query slot and this long again for the answer")
+	fs.Int64Var(&o.PrometheusMaxAnswerBytes, "prometheus-max-answer-bytes", o.PrometheusMaxAnswerBytes, "largest answer body accepted from Prometheus, in bytes; a larger answer is refused (503) instead of being held in memory")
+	fs.IntVar(&o.PrometheusMaxSamples, "prometheus-max-samples", o.PrometheusMaxSamples, "largest number of samples accepted in one query result; a larger result is refused (503) while decoding")
+	fs.BoolVar(&o.AllowPartialAnswers, "allow-partial-answers", o.AllowPartialAnswers, "serve answers that Prometheus (or Thanos, or another federating backend) marks with warnings, e.g. with a store down; by default such an answer is refused")
 
 	fs.DurationVar(&o.QueryCachePeriod, "query-cache-period", o.QueryCachePeriod, "how long a query result is reused by identical requests; 0 disables the cache (in-flight requests are still shared)")
 	fs.Int64Var(&o.QueryCacheMaxBytes, "query-cache-max-bytes", o.QueryCacheMaxBytes, "memory bound of the query result cache")
 	fs.IntVar(&o.MaxConcurrentQueries, "max-concurrent-queries", o.MaxConcurrentQueries, "upper bound of queries in flight to Prometheus")
+	fs.DurationVar(&o.ServeStaleFor, "serve-stale-for", o.ServeStaleFor, "while Prometheus is down (unreachable, timing out, failing or answering partially), keep answering a query's last good result, with its original timestamps, for this long after its failures started; 0 answers 503 at once")
 
 	fs.BoolVar(&o.EnableResourceMetrics, "enable-resource-metrics", o.EnableResourceMetrics, "serve metrics.k8s.io (kubectl top, HPA on CPU/memory) from resourceRules")
 	fs.BoolVar(&o.EnableCustomMetrics, "enable-custom-metrics", o.EnableCustomMetrics, "serve custom.metrics.k8s.io from rules")
@@ -101,7 +115,7 @@ func (o *Options) Validate() []error {
 	if o.PrometheusURL == "" {
 		errs = append(errs, fmt.Errorf("--prometheus-url is required: set it to the Prometheus HTTP API, e.g. --prometheus-url=http://prometheus-k8s.monitoring.svc:9090"))
 	} else if u, err := url.Parse(o.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--prometheus-url=%q is not an http(s) URL with a host: use e.g. http://prometheus-k8s.monitoring.svc:9090", o.PrometheusURL))
+		errs = append(errs, fmt.Errorf("--prometheus-url=%q is not an http(s) URL with a host: use e.g. http://prometheus-k8s.monitoring.svc:9090", RedactURL(o.PrometheusURL)))
 	}
 	if v := strings.ToUpper(o.PrometheusVerb); v != http.MethodGet && v != http.MethodPost {
 		errs = append(errs, fmt.Errorf("--prometheus-verb=%q: must be GET or POST", o.PrometheusVerb))
@@ -153,6 +167,15 @@ func (o *Options) Validate() []error {
 	if o.MaxConcurrentQueries < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-queries must be at least 1"))
 	}
+	if o.PrometheusMaxAnswerBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--prometheus-max-answer-bytes=%d must be positive (default %d)", o.PrometheusMaxAnswerBytes, promclient.DefaultMaxAnswerBytes))
+	}
+	if o.PrometheusMaxSamples <= 0 {
+		errs = append(errs, fmt.Errorf("--prometheus-max-samples=%d must be positive (default %d)", o.PrometheusMaxSamples, promclient.DefaultMaxSamples))
+	}
+	if o.ServeStaleFor < 0 {
+		errs = append(errs, fmt.Errorf("--serve-stale-for=%s must not be negative (0 never serves a stale answer)", o.ServeStaleFor))
+	}
 	return errs
 }
 
@@ -199,7 +222,10 @@ func (o *Options) PrometheusOptions() (promclient.Options, error) {
 			hc.HTTPHeaders.Headers[k] = hdr
 		}
 	}
-	return promclient.Options{URL: o.PrometheusURL, HTTP: hc, Verb: o.PrometheusVerb, Timeout: o.PrometheusTimeout}, nil
+	return promclient.Options{
+		URL: o.PrometheusURL, HTTP: hc, Verb: o.PrometheusVerb, Timeout: o.PrometheusTimeout,
+		MaxAnswerBytes: o.PrometheusMaxAnswerBytes, MaxSamples: o.PrometheusMaxSamples, AllowPartial: o.AllowPartialAnswers,
+	}, nil
 }
 
 // fromRESTConfig copies TLS and credentials of a kubeconfig context into hc.
@@ -222,4 +248,33 @@ func fromRESTConfig(hc *config.HTTPClientConfig, rc *rest.Config) error {
 		return fmt.Errorf("exec and auth-provider credentials are not supported for Prometheus: use a token, a client certificate or basic auth")
 	}
 	return nil
+}
+
+// RedactURL returns raw with its password replaced by "xxxxx" (url.URL.Redacted), for logs
+// and messages. A URL that does not parse is cut to its scheme and host, or hidden, since
+// the text that failed to parse may hold the password.
+func RedactURL(raw string) string {
+	// In "user:pass@host" url.Parse takes "user" for a scheme and the rest for opaque data,
+	// which Redacted keeps: such an '@' still hides what precedes it.
+	if u, err := url.Parse(raw); err == nil && !strings.Contains(u.Opaque, "@") {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if strings.Contains(raw, "@") {
+			return "(an unparsable URL, not shown as it may hold a password)"
+		}
+		return raw
+	}
+	// A password may hold characters that end the host ('/', '#', '?'): the host is what
+	// follows the last '@', whatever comes before it.
+	userinfo := ""
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo, rest = "xxxxx@", rest[at+1:]
+	}
+	host := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		host = rest[:i]
+	}
+	return scheme + "://" + userinfo + host + "/…"
 }

@@ -220,14 +220,14 @@ func TestPrometheusOptionsMapsFlagsIntoTheClientConfig(t *testing.T) {
 			name: "without credentials flags the defaults are kept",
 			args: []string{"--prometheus-url=http://127.0.0.1:9090"},
 			want: func(testFiles) promclient.Options {
-				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: config.DefaultHTTPClientConfig, Verb: "GET", Timeout: 10 * time.Second}
+				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: config.DefaultHTTPClientConfig, Verb: "GET", Timeout: 10 * time.Second, MaxAnswerBytes: promclient.DefaultMaxAnswerBytes, MaxSamples: promclient.DefaultMaxSamples}
 			},
 		},
 		{
 			name: "URL, verb and timeout pass through",
 			args: []string{"--prometheus-url=https://127.0.0.1:9091/prom", "--prometheus-verb=POST", "--prometheus-timeout=3s"},
 			want: func(testFiles) promclient.Options {
-				return promclient.Options{URL: "https://127.0.0.1:9091/prom", HTTP: config.DefaultHTTPClientConfig, Verb: "POST", Timeout: 3 * time.Second}
+				return promclient.Options{URL: "https://127.0.0.1:9091/prom", HTTP: config.DefaultHTTPClientConfig, Verb: "POST", Timeout: 3 * time.Second, MaxAnswerBytes: promclient.DefaultMaxAnswerBytes, MaxSamples: promclient.DefaultMaxSamples}
 			},
 		},
 		{
@@ -237,7 +237,7 @@ func TestPrometheusOptionsMapsFlagsIntoTheClientConfig(t *testing.T) {
 			want: func(f testFiles) promclient.Options {
 				hc := config.DefaultHTTPClientConfig
 				hc.TLSConfig = config.TLSConfig{CAFile: f.ca, CertFile: f.clientCert, KeyFile: f.clientKey}
-				return promclient.Options{URL: "https://127.0.0.1:9091", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second}
+				return promclient.Options{URL: "https://127.0.0.1:9091", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second, MaxAnswerBytes: promclient.DefaultMaxAnswerBytes, MaxSamples: promclient.DefaultMaxSamples}
 			},
 		},
 		{
@@ -246,7 +246,7 @@ func TestPrometheusOptionsMapsFlagsIntoTheClientConfig(t *testing.T) {
 			want: func(f testFiles) promclient.Options {
 				hc := config.DefaultHTTPClientConfig
 				hc.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: f.token}
-				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second}
+				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second, MaxAnswerBytes: promclient.DefaultMaxAnswerBytes, MaxSamples: promclient.DefaultMaxSamples}
 			},
 		},
 		{
@@ -259,7 +259,7 @@ func TestPrometheusOptionsMapsFlagsIntoTheClientConfig(t *testing.T) {
 					"X-Scope-Orgid": {Values: []string{"tenant1", "tenant2"}},
 					"X-Query":       {Values: []string{"a=b"}},
 				}}
-				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second}
+				return promclient.Options{URL: "http://127.0.0.1:9090", HTTP: hc, Verb: "GET", Timeout: 10 * time.Second, MaxAnswerBytes: promclient.DefaultMaxAnswerBytes, MaxSamples: promclient.DefaultMaxSamples}
 			},
 		},
 	}
