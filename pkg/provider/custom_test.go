@@ -222,13 +222,13 @@ func TestGetMetricBySelector(t *testing.T) {
 				"rejected the query", "parse error: unexpected character", "fix the rule's query template"}},
 		},
 		{
-			name:        "a Prometheus answering 500 is an internal error",
+			name:        "a Prometheus answering 500 is unavailable (503), quoting its answer",
 			info:        requestsPods,
 			namespace:   "shop",
 			selector:    "app=web",
 			answer:      fixedAnswer(500, "internal"),
 			wantQueries: []string{podRequestsQuery},
-			wantErr:     &errorCheck{500, []string{"server error: 500"}},
+			wantErr:     &errorCheck{503, []string{"server error: 500", "internal"}},
 		},
 		{
 			name:      "an unreachable Prometheus is 503",

@@ -15,10 +15,10 @@ import (
 	"github.com/promadapter/promadapter/pkg/promclient"
 )
 
-// BackendError turns a failed query into an API error. 503 when the backend is down, slow or
-// answered incompletely (unreachable, timeout, canceled, partial: retry later); 500 when the
-// rule or the adapter's configuration must change (bad_query, histogram, bad_request,
-// too_large, server, and errors without a cause such as a range-vector result). The message
+// BackendError turns a failed query into an API error. 503 when the backend is down, slow,
+// unwell or answered incompletely (unreachable, timeout, canceled, server, partial: retry
+// later); 500 when the rule or the adapter's configuration must change (bad_query, histogram,
+// bad_request, too_large, and errors without a cause such as a range-vector result). The message
 // keeps the cause so `kubectl get --raw` and HPA events explain themselves. It is built only
 // from err's text: promclient errors carry the backend's redacted URL, and this package never
 // formats a backend URL itself.
@@ -35,7 +35,9 @@ func BackendError(what string, err error) error {
 		return apierrors.NewServiceUnavailable(msg)
 	}
 	switch promclient.CauseOf(err) {
-	case promclient.CauseUnreachable, promclient.CauseTimeout, promclient.CauseCanceled, promclient.CausePartial:
+	// A 5xx or an answer that is not Prometheus' JSON (a proxy's HTML page, a truncated
+	// body) means the backend is unwell, not that the rule is wrong: retry later.
+	case promclient.CauseUnreachable, promclient.CauseTimeout, promclient.CauseCanceled, promclient.CausePartial, promclient.CauseServer:
 		return apierrors.NewServiceUnavailable(msg)
 	default:
 		return apierrors.NewInternalError(errors.New(msg))

@@ -92,7 +92,7 @@ func TestBackendErrorChoosesTheStatus(t *testing.T) {
 		{"a native histogram result is 500: fix the rule", backendErr(promclient.CauseHistogram), 500},
 		{"a refused request parameter is 500: fix the adapter's flags", backendErr(promclient.CauseBadRequest), 500},
 		{"an answer over the size or sample limit is 500", backendErr(promclient.CauseTooLarge), 500},
-		{"a server failure is 500", backendErr(promclient.CauseServer), 500},
+		{"a server failure or an unusable answer (HTML, bad JSON) is 503", backendErr(promclient.CauseServer), 503},
 		{"a result that is no instant vector is 500", fmt.Errorf("rule custom/0: %w", planner.ErrUnsupportedResult), 500},
 		{"an error without a cause is 500", errors.New("the result is neither an instant vector nor a scalar"), 500},
 		{"an API status passes through unchanged", apierrors.NewNotFound(podsResource, "web-1"), 404},

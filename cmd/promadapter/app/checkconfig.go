@@ -21,6 +21,9 @@ func newCheckConfigCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
 			resource := 0
 			if cfg.ResourceRules != nil {
 				resource = 1

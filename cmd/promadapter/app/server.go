@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"strings"
 	"time"
 
@@ -118,6 +119,17 @@ func Run(ctx context.Context, o *options.Options) error {
 		}
 	}
 
+	serverConfig, err := o.Adapter.Config() // built once; Server() below uses it
+	if err != nil {
+		return err
+	}
+	serverConfig.GenericConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(provider.MetricSelectorGuard(h), c)
+	}
+	for _, w := range cfg.Warnings {
+		klog.InfoS("Config warning", "warning", w.String())
+	}
+
 	srv, err := o.Adapter.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
@@ -126,10 +138,6 @@ func Run(ctx context.Context, o *options.Options) error {
 		if err := resourceprovider.Install(srv.GenericAPIServer, resources); err != nil {
 			return fmt.Errorf("installing metrics.k8s.io: %w", err)
 		}
-	}
-	serverConfig, err := o.Adapter.Config() // the config Server() was built from
-	if err != nil {
-		return err
 	}
 	// Health semantics: see health.go.
 	readyChecks = append(readyChecks, discoveryReadyCheck(registry.Ready),
