@@ -8,6 +8,7 @@ package naming
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,11 +96,22 @@ func (q *QueryTemplate) Render(d QueryData) (string, error) {
 
 func usesField(t *template.Template, field string) bool {
 	found := false
+	walkTemplate(t, func(n parse.Node) {
+		if f, ok := n.(*parse.FieldNode); ok && slices.Contains(f.Ident, field) {
+			found = true
+		}
+	})
+	return found
+}
+
+// walkTemplate calls visit for every node of t's trees, parents before children.
+func walkTemplate(t *template.Template, visit func(parse.Node)) {
 	var walk func(n parse.Node)
 	walk = func(n parse.Node) {
-		if found || n == nil {
+		if n == nil {
 			return
 		}
+		visit(n)
 		switch n := n.(type) {
 		case *parse.ListNode:
 			if n == nil {
@@ -121,12 +133,6 @@ func usesField(t *template.Template, field string) bool {
 			for _, a := range n.Args {
 				walk(a)
 			}
-		case *parse.FieldNode:
-			for _, id := range n.Ident {
-				if id == field {
-					found = true
-				}
-			}
 		case *parse.IfNode:
 			walk(n.Pipe)
 			walk(n.List)
@@ -146,7 +152,6 @@ func usesField(t *template.Template, field string) bool {
 			walk(tt.Tree.Root)
 		}
 	}
-	return found
 }
 
 // MatchOp is a PromQL label matching operator.
@@ -221,25 +226,8 @@ func valuesKeys(t *template.Template) map[string]bool {
 		}
 		return false
 	}
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
+	walkTemplate(t, func(n parse.Node) {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
 		case *parse.CommandNode:
 			if len(n.Args) == 3 {
 				if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "index" && isValues(n.Args[1]) {
@@ -247,9 +235,6 @@ func valuesKeys(t *template.Template) map[string]bool {
 						keys[s.Text] = true
 					}
 				}
-			}
-			for _, a := range n.Args {
-				walk(a)
 			}
 		case *parse.FieldNode:
 			if len(n.Ident) >= 2 && n.Ident[0] == "LabelValuesByName" {
@@ -259,24 +244,7 @@ func valuesKeys(t *template.Template) map[string]bool {
 			if len(n.Ident) >= 3 && n.Ident[0] == "$" && n.Ident[1] == "LabelValuesByName" {
 				keys[n.Ident[2]] = true
 			}
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
 		}
-	}
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
-			walk(tt.Tree.Root)
-		}
-	}
+	})
 	return keys
 }
