@@ -26,8 +26,8 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default() has %d rules, %d external rules and resource rules %v; want 5, 1 and resource rules",
 			len(c.Rules), len(c.ExternalRules), c.ResourceRules != nil)
 	}
-	if c.ResourceRules.Window != model.Duration(5*time.Minute) {
-		t.Errorf("Default() resource window = %v, want 5m", c.ResourceRules.Window)
+	if c.ResourceRules.Window != model.Duration(2*time.Minute) {
+		t.Errorf("Default() resource window = %v, want 2m", c.ResourceRules.Window)
 	}
 	if loaded, err := Load(""); err != nil || !reflect.DeepEqual(loaded, c) {
 		t.Errorf(`Load("") = %+v, %v; want the same config as Default()`, loaded, err)

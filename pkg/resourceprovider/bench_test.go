@@ -14,7 +14,18 @@ import (
 // 10,000 pods (two containers each, pods of ten share their labels): reading the pod cache,
 // matching both results to containers and building the list. Prometheus is a fake that
 // answers at once, so the figure is the adapter's part only.
-func BenchmarkListPodMetrics(b *testing.B) {
+func BenchmarkListPodMetrics(b *testing.B) { benchmarkListPodMetrics(b, nil) }
+
+// BenchmarkListPodMetricsWithWindowLabels is BenchmarkListPodMetrics with the cpu samples the
+// embedded default's fallback windows yield: each labelled with the window it covers.
+func BenchmarkListPodMetricsWithWindowLabels(b *testing.B) {
+	benchmarkListPodMetrics(b, func(s *model.Sample) *model.Sample { return labelled(s, WindowLabel, "20s") })
+}
+
+func benchmarkListPodMetrics(b *testing.B, cpuSample func(*model.Sample) *model.Sample) {
+	if cpuSample == nil {
+		cpuSample = func(s *model.Sample) *model.Sample { return s }
+	}
 	const namespaces, podsPerNamespace = 10, 1000
 	now := time.Now()
 	var pods []*corev1.Pod
@@ -25,7 +36,7 @@ func BenchmarkListPodMetrics(b *testing.B) {
 			name := fmt.Sprintf("app-%d-%d", i/10, i)
 			pods = append(pods, pod(ns, name, corev1.PodRunning, map[string]string{"app": fmt.Sprintf("app-%d", i/10)}, "main", "sidecar"))
 			for _, c := range []string{"main", "sidecar"} {
-				cpu = append(cpu, containerSample(ns, name, c, 0.125, now))
+				cpu = append(cpu, cpuSample(containerSample(ns, name, c, 0.125, now)))
 				memory = append(memory, containerSample(ns, name, c, 64*mebibyte, now))
 			}
 		}

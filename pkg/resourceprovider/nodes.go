@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"time"
 
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +52,10 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 	if err != nil {
 		return nil, err
 	}
-	byNode := p.indexNodeUsage(results, wanted)
+	byNode, err := p.indexNodeUsage(results, wanted, "nodes")
+	if err != nil {
+		return nil, err
+	}
 	list.Items = make([]metrics.NodeMetrics, 0, len(wanted))
 	for name, node := range wanted {
 		ref := objectRef{name: node.Name, uid: node.UID}
@@ -80,7 +84,10 @@ func (p *Provider) getNodeMetrics(ctx context.Context, name string) (*metrics.No
 	if err != nil {
 		return nil, err
 	}
-	byNode := p.indexNodeUsage(results, map[string]*corev1.Node{name: node})
+	byNode, err := p.indexNodeUsage(results, map[string]*corev1.Node{name: node}, "node "+name)
+	if err != nil {
+		return nil, err
+	}
 	nm, lo := p.nodeMetrics(node, byNode[name])
 	switch {
 	case lo == nil:
@@ -92,13 +99,25 @@ func (p *Provider) getNodeMetrics(ctx context.Context, name string) (*metrics.No
 	}
 }
 
-// indexNodeUsage collects the samples of wanted nodes by node name.
-func (p *Provider) indexNodeUsage(results usageResults, wanted map[string]*corev1.Node) map[string]*usage {
+// indexNodeUsage collects the samples of wanted nodes by node name. It fails when a result
+// says a wanted node has duplicated series (see SeriesLabel) or carries an unreadable window;
+// scope describes the request.
+func (p *Provider) indexNodeUsage(results usageResults, wanted map[string]*corev1.Node, scope string) (map[string]*usage, error) {
 	byNode := make(map[string]*usage, len(wanted))
-	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample) {
+	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample, window time.Duration) error {
+		r := sampleReader{rule: "resourceRules." + q.name + ".nodeQuery", plain: 1, window: window}
+		dups := duplicates{rule: r.rule}
 		for _, s := range res.Vector {
 			name := string(s.Metric[model.LabelName(q.nodeLabel)])
 			if _, ok := wanted[name]; !ok {
+				continue
+			}
+			w, count, err := r.read(s)
+			switch {
+			case err != nil:
+				return err
+			case count:
+				dups.add(s)
 				continue
 			}
 			u := byNode[name]
@@ -106,12 +125,17 @@ func (p *Provider) indexNodeUsage(results usageResults, wanted map[string]*corev
 				u = &usage{}
 				byNode[name] = u
 			}
-			pick(u).add(s.Value, s.Timestamp)
+			pick(u).add(s.Value, s.Timestamp, w)
 		}
+		return dups.err(scope)
 	}
-	add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu })
-	add(p.memory, results.memory, func(u *usage) *sample { return &u.memory })
-	return byNode
+	if err := add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu }, p.window); err != nil {
+		return nil, err
+	}
+	if err := add(p.memory, results.memory, func(u *usage) *sample { return &u.memory }, 0); err != nil {
+		return nil, err
+	}
+	return byNode, nil
 }
 
 // nodeMetrics builds a node's NodeMetrics, or says why it cannot (cpu or memory missing).
@@ -132,7 +156,7 @@ func (p *Provider) nodeMetrics(node *corev1.Node, u *usage) (*metrics.NodeMetric
 	return &metrics.NodeMetrics{
 		ObjectMeta: metav1.ObjectMeta{Name: node.Name, Labels: maps.Clone(node.Labels)},
 		Timestamp:  metav1.NewTime(ts),
-		Window:     metav1.Duration{Duration: p.window},
+		Window:     metav1.Duration{Duration: u.cpu.window},
 		Usage:      list,
 	}, nil
 }

@@ -31,8 +31,8 @@ func podFields(pod *Pod) fields.Set {
 
 // listPodMetrics serves a PodMetrics list of one namespace, or of all namespaces when
 // namespace is "". Running pods from the lister that match both selectors (nil means
-// everything) are listed when every container has cpu and memory usage; the others are left
-// out and logged once. The list is sorted by namespace and name.
+// everything) are listed when they have usage (see podMetrics); the others are left out and
+// logged once. The list is sorted by namespace and name.
 func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSel labels.Selector, fieldSel fields.Selector) (*metrics.PodMetricsList, error) {
 	if fieldSel == nil {
 		fieldSel = fields.Everything()
@@ -69,7 +69,10 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	usage := p.indexContainerUsage(results, pods)
+	usage, err := p.indexContainerUsage(results, pods, podsScope(namespace))
+	if err != nil {
+		return nil, err
+	}
 	list.Items = make([]metrics.PodMetrics, 0, len(pods))
 	for i, pod := range pods {
 		ref := objectRef{pod.Namespace, pod.Name, pod.UID}
@@ -101,7 +104,11 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	pm, lo := p.podMetrics(pod, p.indexContainerUsage(results, []*Pod{pod}).of(0))
+	usage, err := p.indexContainerUsage(results, []*Pod{pod}, fmt.Sprintf("pod %s/%s", namespace, name))
+	if err != nil {
+		return nil, err
+	}
+	pm, lo := p.podMetrics(pod, usage.of(0))
 	switch {
 	case lo == nil:
 		return &pm, nil
@@ -135,8 +142,9 @@ func (pu *podUsage) of(i int) containerUsage {
 
 // indexContainerUsage collects the samples of pods by container. Series of other pods, and
 // those with an empty or "POD" container (cgroup totals of the pod and of its sandbox in
-// cAdvisor), are ignored.
-func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUsage {
+// cAdvisor), are ignored. It fails when a result says a container of pods has duplicated
+// series (see SeriesLabel) or carries an unreadable window; scope describes the request.
+func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod, scope string) (*podUsage, error) {
 	pu := &podUsage{start: make([]int, len(pods)+1), reported: make([]bool, len(pods))}
 	index := make(map[podKey]int, len(pods))
 	for i, pod := range pods {
@@ -146,8 +154,10 @@ func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUs
 	pu.containers = make([]usage, pu.start[len(pods)])
 	// The two results are indexed concurrently: they write different fields (cpu, memory) of
 	// the same usages, and each its own reported flags.
-	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample, reported []bool) {
+	add := func(q *resourceQueries, res *planner.Result, pick func(*usage) *sample, reported []bool, window time.Duration) error {
 		namespaceLabel, podLabel, containerLabel := model.LabelName(q.namespaceLabel), model.LabelName(q.podLabel), model.LabelName(q.containerLabel)
+		r := sampleReader{rule: "resourceRules." + q.name + ".containerQuery", plain: 3, window: window}
+		dups := duplicates{rule: r.rule}
 		for _, s := range res.Vector {
 			container := string(s.Metric[containerLabel])
 			if container == "" || container == "POD" {
@@ -157,27 +167,52 @@ func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod) *podUs
 			if !ok {
 				continue
 			}
+			w, count, err := r.read(s)
+			switch {
+			case err != nil:
+				return err
+			case count:
+				dups.add(s)
+				continue
+			}
 			reported[i] = true
 			if j := slices.Index(pods[i].Containers, container); j >= 0 {
-				pick(&pu.containers[pu.start[i]+j]).add(s.Value, s.Timestamp)
+				pick(&pu.containers[pu.start[i]+j]).add(s.Value, s.Timestamp, w)
 			}
 		}
+		return dups.err(scope)
 	}
 	memoryReported := make([]bool, len(pods))
+	var memoryErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { add(p.memory, results.memory, func(u *usage) *sample { return &u.memory }, memoryReported) })
-	add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu }, pu.reported)
+	wg.Go(func() {
+		memoryErr = add(p.memory, results.memory, func(u *usage) *sample { return &u.memory }, memoryReported, 0)
+	})
+	cpuErr := add(p.cpu, results.cpu, func(u *usage) *sample { return &u.cpu }, pu.reported, p.window)
 	wg.Wait()
+	// When both fail (the usual case of a double scrape), the cpu error names the fault.
+	if cpuErr != nil {
+		return nil, cpuErr
+	}
+	if memoryErr != nil {
+		return nil, memoryErr
+	}
 	for i, r := range memoryReported {
 		pu.reported[i] = pu.reported[i] || r
 	}
-	return pu
+	return pu, nil
 }
 
-// podMetrics builds a pod's PodMetrics from its containers' usage, or says why it cannot:
-// every container of the pod (and every native sidecar, an init container that keeps
-// running) must have both cpu and memory usage. The pod's timestamp is its oldest
-// container's, so the usage is never claimed fresher than its oldest part.
+// podMetrics builds a pod's PodMetrics from its containers' usage, or says why it cannot.
+// It serves what metrics-server serves: the containers that have usage (those the kubelet
+// reports), each with both cpu and memory. A container of the pod (or native sidecar, an init
+// container that keeps running) without any series is absent from the PodMetrics, as one
+// the kubelet does not report is from metrics-server's; a container with only one of the two
+// leaves the pod out, as a container without two cpu points does in metrics-server. A pod
+// with no container left is left out.
+//
+// The pod's timestamp is its oldest sample's and its window the longest of its containers'
+// cpu windows, so the span claimed never starts later, nor ends later, than any part's.
 func (p *Provider) podMetrics(pod *Pod, cu containerUsage) (metrics.PodMetrics, *leftOut) {
 	if !cu.reported {
 		return metrics.PodMetrics{}, &leftOut{reason: fmt.Sprintf("Prometheus has no usage for any container of this pod (no cpu or memory series with %s); is the pod's node scraped for container metrics (cAdvisor or the kubelet's resource metrics)?",
@@ -187,12 +222,15 @@ func (p *Provider) podMetrics(pod *Pod, cu containerUsage) (metrics.PodMetrics, 
 		// The labels map is the cached pod's, shared rather than copied: the informer
 		// replaces cached objects and never changes them, and PodMetrics are only encoded.
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: pod.Labels},
-		Window:     metav1.Duration{Duration: p.window},
 		Containers: make([]metrics.ContainerMetrics, 0, len(pod.Containers)),
 	}
 	var oldest time.Time
+	var window time.Duration
 	for j, name := range pod.Containers {
 		u := &cu.containers[j]
+		if !u.cpu.seen && !u.memory.seen {
+			continue
+		}
 		for _, r := range []struct {
 			q    *resourceQueries
 			seen bool
@@ -209,9 +247,15 @@ func (p *Provider) podMetrics(pod *Pod, cu containerUsage) (metrics.PodMetrics, 
 		if oldest.IsZero() || ts.Before(oldest) {
 			oldest = ts
 		}
+		window = max(window, u.cpu.window)
 		pm.Containers = append(pm.Containers, metrics.ContainerMetrics{Name: name, Usage: list})
 	}
+	if len(pm.Containers) == 0 {
+		return metrics.PodMetrics{}, &leftOut{reason: fmt.Sprintf("Prometheus has usage only for containers this pod does not run (its containers are %s; series with %s)",
+			strings.Join(pod.Containers, ", "), p.cpu.podMatchers(pod, ""))}
+	}
 	pm.Timestamp = metav1.NewTime(oldest)
+	pm.Window = metav1.Duration{Duration: window}
 	return pm, nil
 }
 

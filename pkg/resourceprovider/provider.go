@@ -7,6 +7,27 @@
 // in Prometheus by namespace, pod and container (or by node). The results are then matched
 // against the pod and node listers in the adapter: queries never name individual pods, so
 // their length does not grow with the number of pods.
+//
+// What a PodMetrics holds is what metrics-server would serve. metrics-server lists the
+// containers the kubelet reports, each with cpu and memory, and nothing of a container the
+// kubelet does not report (one not started yet, say); a reported container without two cpu
+// points leaves the pod out. Here a container is reported when the rules' results have any
+// series for it: a container of the pod without any is absent, one with only cpu or only
+// memory leaves the pod out (logged; a get answers 404 naming the container), and so does a
+// pod without any container left. An HPA on cpu or memory utilization then divides the usage
+// of the containers served by the requests of all the pod's containers, as it does with
+// metrics-server: a container not yet running counts as using nothing. An HPA of type
+// ContainerResource naming an absent container skips that pod.
+//
+// Each cpu value covers a window: resourceRules.window, or the window its sample names
+// (WindowLabel), for rules that fall back from a short rate window to longer ones. A
+// PodMetrics' timestamp is its oldest sample's and its window its containers' longest, so
+// [timestamp-window, timestamp] never claims data fresher or shorter than it is. HPAs rely on
+// it: during a pod's cpu initialization period they ignore its cpu until timestamp-window is
+// after the pod became Ready.
+//
+// A rule may also report duplicated series (SeriesLabel): the request then fails naming the
+// rule and the duplicated labels, rather than serve a doubled sum.
 package resourceprovider
 
 import (
@@ -43,7 +64,9 @@ type Provider struct {
 	pods    PodLister
 	nodes   corev1listers.NodeLister
 
-	// window is rules.Window: the span [timestamp-window, timestamp] every value covers.
+	// window is rules.Window: the span [timestamp-window, timestamp] a cpu value covers unless
+	// its sample says otherwise (WindowLabel). A PodMetrics or NodeMetrics reports the window
+	// its own samples cover.
 	window time.Duration
 
 	cpu, memory *resourceQueries
@@ -61,7 +84,7 @@ type resourceQueries struct {
 	container, node *naming.QueryTemplate
 	// Label names, resolved from the rule's resources mapping and containerLabel.
 	namespaceLabel, podLabel, containerLabel, nodeLabel string
-	// window is the rules' window in Prometheus syntax ("5m").
+	// window is the rules' window in Prometheus syntax ("20s").
 	window string
 }
 
@@ -82,7 +105,7 @@ func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backen
 	case pods.indexer == nil || nodes == nil:
 		return nil, errors.New("resource metrics need pod and node listers: this is a bug in the caller")
 	case rules.Window <= 0:
-		return nil, errors.New("resourceRules.window is not set: set it to the rate window of the cpu queries, e.g. window: 5m")
+		return nil, errors.New("resourceRules.window is not set: set it to the rate window of the cpu queries, e.g. window: 20s")
 	}
 	window := model.Duration(rules.Window).String()
 	cpu, err := newResourceQueries("cpu", rules.CPU, window, mapper)

@@ -272,10 +272,17 @@ func TestPodValues(t *testing.T) {
 			want: &podView{"ns", "mesh-0", nil, t0, 5 * time.Minute, []containerView{{"app", "500m", "100Mi"}, {"mesh-proxy", "20m", "20Mi"}}},
 		},
 		{
-			name:        "a native sidecar without usage leaves the pod out",
+			name:   "a native sidecar without any series is absent, and the pod is served with its other container",
+			pod:    withSidecar,
+			cpu:    model.Vector{containerSample("ns", "mesh-0", "app", 0.5, t0)},
+			memory: model.Vector{containerSample("ns", "mesh-0", "app", 100*mebibyte, t0)},
+			want:   &podView{"ns", "mesh-0", nil, t0, 5 * time.Minute, []containerView{{"app", "500m", "100Mi"}}},
+		},
+		{
+			name:        "a native sidecar with memory but no cpu leaves the pod out",
 			pod:         withSidecar,
 			cpu:         model.Vector{containerSample("ns", "mesh-0", "app", 0.5, t0)},
-			memory:      model.Vector{containerSample("ns", "mesh-0", "app", 100*mebibyte, t0)},
+			memory:      model.Vector{containerSample("ns", "mesh-0", "app", 100*mebibyte, t0), containerSample("ns", "mesh-0", "mesh-proxy", 20*mebibyte, t0)},
 			wantLeftOut: `no cpu usage for container "mesh-proxy"`,
 		},
 		{

@@ -11,19 +11,26 @@ import (
 )
 
 // sample is one resource's usage of one container or node: the sum of the values of the
-// series that name it, at the earliest of their timestamps. A query that does not aggregate
-// away some label (say, cAdvisor's id) still yields the container's total this way.
+// series that name it, at the earliest of their timestamps and over the longest of their
+// windows, so the span claimed, [time-window, time], never starts later than any part's.
+// A query that does not aggregate away some label (say, cAdvisor's id) still yields the
+// container's total this way.
+//
+// Its time is Prometheus' (milliseconds), which keeps a sample at 32 bytes: a list of
+// 10,000 pods holds one per container and resource.
 type sample struct {
 	value float64
-	time  time.Time
-	seen  bool
+	time  model.Time
+	// window is the span a cpu rate covers, ending at time (see sampleReader); 0 for memory.
+	window time.Duration
+	seen   bool
 }
 
-func (s *sample) add(v model.SampleValue, ts model.Time) {
-	t := ts.Time()
-	if !s.seen || t.Before(s.time) {
-		s.time = t
+func (s *sample) add(v model.SampleValue, ts model.Time, window time.Duration) {
+	if !s.seen || ts.Before(s.time) {
+		s.time = ts
 	}
+	s.window = max(s.window, window)
 	s.value += float64(v)
 	s.seen = true
 }
@@ -56,7 +63,7 @@ func usageList(u *usage) (corev1.ResourceList, time.Time, *unusable) {
 	if u.memory.time.Before(ts) {
 		ts = u.memory.time
 	}
-	return corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}, ts, nil
+	return corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}, ts.Time(), nil
 }
 
 // unusable is a usage value that is no usage at all (see checkUsage).

@@ -118,7 +118,7 @@ func (b *bench) runSize(ctx context.Context, pods int) (SizeResult, error) {
 
 	e.expected, e.wholeNamespace = map[string]float64{}, map[string]float64{}
 	for _, p := range spec.PodList() {
-		if p.Complete() {
+		if p.Listed() {
 			e.completePods++
 		}
 		if p.Namespace != e.namespace {

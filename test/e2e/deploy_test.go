@@ -936,12 +936,12 @@ func (s *deploySuite) testAdapterRunsAsServiceAccount(t *testing.T) {
 		}
 	}
 
-	t.Run("metrics.k8s.io lists every complete pod of a namespace (pod informer)", func(t *testing.T) {
+	t.Run("metrics.k8s.io lists every pod of a namespace that has usage (pod informer)", func(t *testing.T) {
 		var list namedList
 		raw(t, "/apis/metrics.k8s.io/v1beta1/namespaces/ns-0/pods", &list)
 		var want []string
 		for _, p := range spec.PodList() {
-			if p.Namespace == "ns-0" && p.Complete() {
+			if p.Namespace == "ns-0" && p.Listed() {
 				want = append(want, p.Name)
 			}
 		}

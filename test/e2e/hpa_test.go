@@ -565,7 +565,8 @@ func createHPAObjects(ctx context.Context, client kubernetes.Interface, namespac
 
 // simulatedApp plays kubelet and cAdvisor for the pods of one Deployment (those labelled
 // app=<name> in its namespace), looking every simulatorInterval:
-//   - a pod that is not Running and Ready is marked so, started simulatedPodStartedAgo ago;
+//   - a pod that is not Running and Ready is marked so, started simulatedPodStartedAgo ago (or as
+//     startNewPodsAs says);
 //   - a Running pod's series are published in the exporter with the current load: cpu and memory
 //     of its container (labels namespace, pod, container) and http_requests_total with code 200
 //     and 500 (labels namespace, pod, service, code);
@@ -582,6 +583,11 @@ type simulatedApp struct {
 	mu      sync.Mutex
 	load    appLoad
 	lastErr error
+	// newPods, when set, is what pods marked Running from then on claim and publish instead of
+	// simulatedPodStartedAgo and load (see startNewPodsAs).
+	newPods *newPodSimulation
+	// podLoad is the load of the pods marked while newPods was set; written by the loop only.
+	podLoad map[string]appLoad
 	// published is the load each pod's series were last set to; written by the loop only.
 	published map[string]appLoad
 	// queuePublished is whether the queue gauge has been set, and to what.
@@ -592,7 +598,7 @@ type simulatedApp struct {
 const simulatorInterval = 500 * time.Millisecond
 
 func startSimulatedApp(t *testing.T, client kubernetes.Interface, exporter *fixture.Exporter, namespace, name string, load appLoad) *simulatedApp {
-	a := &simulatedApp{client: client, exporter: exporter, namespace: namespace, name: name, load: load, published: map[string]appLoad{}}
+	a := &simulatedApp{client: client, exporter: exporter, namespace: namespace, name: name, load: load, published: map[string]appLoad{}, podLoad: map[string]appLoad{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -626,6 +632,22 @@ func (a *simulatedApp) setLoad(l appLoad) {
 	a.load = l
 }
 
+// newPodSimulation is how the pods a simulatedApp marks Running from some moment on differ.
+type newPodSimulation struct {
+	// startedAgo is how long before being marked they claim to have started and become Ready.
+	startedAgo time.Duration
+	// load is what their series say, instead of the app's load.
+	load appLoad
+}
+
+// startNewPodsAs makes the pods marked Running from now on claim that they started and became
+// Ready startedAgo before, and publish load rather than the app's load.
+func (a *simulatedApp) startNewPodsAs(startedAgo time.Duration, load appLoad) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.newPods = &newPodSimulation{startedAgo: startedAgo, load: load}
+}
+
 // lastError is the last error of talking to the apiserver, if any.
 func (a *simulatedApp) lastError() error {
 	a.mu.Lock()
@@ -644,8 +666,9 @@ func (a *simulatedApp) fail(err error) {
 
 func (a *simulatedApp) step(ctx context.Context) {
 	a.mu.Lock()
-	load := a.load
+	appWide, newPods := a.load, a.newPods
 	a.mu.Unlock()
+	load := appWide
 	if !a.queuePublished || a.queueDepth != load.QueueDepth {
 		a.exporter.SetGauge("queue_messages_ready", a.queueLabels(), load.QueueDepth)
 		a.queuePublished, a.queueDepth = true, load.QueueDepth
@@ -664,12 +687,23 @@ func (a *simulatedApp) step(ctx context.Context) {
 			continue
 		}
 		if !runningAndReady(pod) {
-			if err := a.markRunning(listCtx, pod); err != nil {
+			startedAgo := simulatedPodStartedAgo
+			if newPods != nil {
+				startedAgo = newPods.startedAgo
+			}
+			if err := a.markRunning(listCtx, pod, startedAgo); err != nil {
 				a.fail(fmt.Errorf("marking pod %s/%s Running and Ready: %w", a.namespace, pod.Name, err))
 				continue
 			}
+			if newPods != nil {
+				a.podLoad[pod.Name] = newPods.load
+			}
 		}
 		running[pod.Name] = true
+		load = appWide
+		if l, ok := a.podLoad[pod.Name]; ok {
+			load = l
+		}
 		if published, ok := a.published[pod.Name]; !ok || published != load {
 			a.publish(pod.Name, load)
 		}
@@ -693,9 +727,10 @@ func runningAndReady(pod *corev1.Pod) bool {
 	return false
 }
 
-// markRunning does a kubelet's part: the pod's containers run and are ready.
-func (a *simulatedApp) markRunning(ctx context.Context, pod *corev1.Pod) error {
-	started := metav1.NewTime(time.Now().Add(-simulatedPodStartedAgo).Truncate(time.Second))
+// markRunning does a kubelet's part: the pod's containers run and are ready, and claim to have
+// started and become Ready startedAgo.
+func (a *simulatedApp) markRunning(ctx context.Context, pod *corev1.Pod, startedAgo time.Duration) error {
+	started := metav1.NewTime(time.Now().Add(-startedAgo).Truncate(time.Second))
 	pod = pod.DeepCopy()
 	pod.Status.Phase = corev1.PodRunning
 	pod.Status.StartTime = &started
@@ -743,6 +778,7 @@ func (a *simulatedApp) unpublish(pod string) {
 	a.exporter.Remove("http_requests_total", a.requestLabels(pod, "200"))
 	a.exporter.Remove("http_requests_total", a.requestLabels(pod, "500"))
 	delete(a.published, pod)
+	delete(a.podLoad, pod)
 }
 
 // testRunPattern turns a test's name into a -run pattern that selects exactly it: go test

@@ -57,10 +57,10 @@ func (e *env) testMetricsServerFormula(t *testing.T) {
 	}
 	checked := 0
 	for _, p := range e.podsOf("ns-1", "") {
-		if !p.Complete() {
-			continue
-		}
 		for _, c := range p.Containers {
+			if !c.HasSeries {
+				continue
+			}
 			sel := fmt.Sprintf(`{namespace="ns-1",pod=%q,container=%q}`, p.Name, c.Name)
 			cpu := e.rawSamples(t, "container_cpu_usage_seconds_total"+sel+"[1m]")
 			mem := e.rawSamples(t, "container_memory_working_set_bytes"+sel+"[1m]")
