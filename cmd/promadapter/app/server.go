@@ -140,8 +140,11 @@ func Run(ctx context.Context, o *options.Options) error {
 		}
 	}
 	// Health semantics: see health.go.
-	readyChecks = append(readyChecks, discoveryReadyCheck(registry.Ready),
-		authenticationCheck(serverConfig.GenericConfig.Authentication.RequestHeaderConfig))
+	requestHeader := serverConfig.GenericConfig.Authentication.RequestHeaderConfig
+	readyChecks = append(readyChecks, discoveryReadyCheck(registry.Ready), authenticationCheck(requestHeader))
+	if ss := srv.GenericAPIServer.SecureServingInfo; ss != nil && ss.Listener != nil {
+		readyChecks = append(readyChecks, servingCACheck(loopbackAddr(ss.Listener.Addr()), requestHeader))
+	}
 	if err := srv.GenericAPIServer.AddReadyzChecks(readyChecks...); err != nil {
 		return err
 	}
