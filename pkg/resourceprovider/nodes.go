@@ -125,7 +125,11 @@ func (p *Provider) indexNodeUsage(results usageResults, wanted map[string]*corev
 				u = &usage{}
 				byNode[name] = u
 			}
-			pick(u).add(s.Value, s.Timestamp, w)
+			smp := pick(u)
+			if smp.seen {
+				return answerDuplicate(r.rule, res.Vector, s, []model.LabelName{model.LabelName(q.nodeLabel)})
+			}
+			smp.add(s.Value, s.Timestamp, w)
 		}
 		return dups.err(scope)
 	}

@@ -177,7 +177,11 @@ func (p *Provider) indexContainerUsage(results usageResults, pods []*Pod, scope 
 			}
 			reported[i] = true
 			if j := slices.Index(pods[i].Containers, container); j >= 0 {
-				pick(&pu.containers[pu.start[i]+j]).add(s.Value, s.Timestamp, w)
+				smp := pick(&pu.containers[pu.start[i]+j])
+				if smp.seen {
+					return answerDuplicate(r.rule, res.Vector, s, []model.LabelName{namespaceLabel, podLabel, containerLabel})
+				}
+				smp.add(s.Value, s.Timestamp, w)
 			}
 		}
 		return dups.err(scope)

@@ -249,16 +249,6 @@ func TestPodValues(t *testing.T) {
 			want:   &podView{"ns", "odd-0", nil, t0, 5 * time.Minute, []containerView{{"app", "12345679n", "1234568"}}},
 		},
 		{
-			name: "several series of one container are added up",
-			pod:  pod("ns", "split-0", corev1.PodRunning, nil, "app"),
-			cpu: model.Vector{
-				{Metric: model.Metric{"namespace": "ns", "pod": "split-0", "container": "app", "id": "/a"}, Value: 0.2, Timestamp: model.TimeFromUnixNano(t0.UnixNano())},
-				{Metric: model.Metric{"namespace": "ns", "pod": "split-0", "container": "app", "id": "/b"}, Value: 0.05, Timestamp: model.TimeFromUnixNano(t0.UnixNano())},
-			},
-			memory: model.Vector{containerSample("ns", "split-0", "app", 64*mebibyte, t0)},
-			want:   &podView{"ns", "split-0", nil, t0, 5 * time.Minute, []containerView{{"app", "250m", "64Mi"}}},
-		},
-		{
 			name: "a native sidecar counts as a container; a plain init container does not",
 			pod:  withSidecar,
 			cpu: model.Vector{

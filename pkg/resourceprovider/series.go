@@ -116,3 +116,36 @@ func (d *duplicates) err(scope string) error {
 		"is the same target scraped by two jobs, or are Prometheus replicas read without deduplication (Thanos Query: --query.replica-label)? Drop one of the scrapes or deduplicate; Prometheus' series with the labels above show which",
 		d.rule, d.series, d.first, more, d.series))
 }
+
+// answerDuplicate is the error for a result holding two usage samples for one container or
+// node: second, and the first of result whose key labels equal its own. It is built on the
+// error path only, so the samples need not remember their labels.
+//
+// One sample per container (or node) is the contract of a resource query: a template that
+// does not aggregate by <<.GroupBy>> would otherwise have each container's series added up,
+// and so would copies of one series (two scrape jobs, replicas without deduplication), the
+// very fault that must never be served as twice the usage.
+func answerDuplicate(rule string, result model.Vector, second *model.Sample, key []model.LabelName) error {
+	var first model.Metric
+	for _, s := range result {
+		if s == second {
+			break
+		}
+		same := true
+		for _, k := range key {
+			if s.Metric[k] != second.Metric[k] {
+				same = false
+				break
+			}
+		}
+		if same {
+			if _, count := s.Metric[SeriesLabel]; !count {
+				first = s.Metric
+				break
+			}
+		}
+	}
+	return apierrors.NewInternalError(fmt.Errorf("%s: the result holds two samples for the same object, %s and %s, where one is expected; adding them up could report twice the usage: "+
+		"aggregate in the query with sum by (<<.GroupBy>>) if they are parts of one usage, or, if they are copies of one series (a target scraped by two jobs, Prometheus replicas read without deduplication), drop one of the scrapes or deduplicate",
+		rule, first, second.Metric))
+}

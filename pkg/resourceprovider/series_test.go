@@ -270,3 +270,18 @@ func TestDuplicatedSeriesAreAnErrorRatherThanTwiceTheUsage(t *testing.T) {
 			`Internal error occurred: resourceRules.cpu.nodeQuery: Prometheus holds 2 series for {node="node-a"} where one is expected, and adding them up would report 2 times the usage`)
 	})
 }
+
+// A result with two samples for one container (a template that does not aggregate by
+// <<.GroupBy>>, or copies of one series reaching the adapter) is an error naming both, never
+// their sum: the sum of two copies is twice the usage.
+func TestTwoSamplesForOneObjectInAResultAreAnError(t *testing.T) {
+	split := pod("ns", "split-0", corev1.PodRunning, nil, "app")
+	cpu := model.Vector{
+		labelled(containerSample("ns", "split-0", "app", 0.2, t0), "id", "/a"),
+		labelled(containerSample("ns", "split-0", "app", 0.2, t0), "id", "/b"),
+	}
+	memory := model.Vector{containerSample("ns", "split-0", "app", 64*mebibyte, t0)}
+	_, err := nsProvider(t, []*corev1.Pod{split}, cpu, memory).listPodMetrics(context.Background(), "ns", nil, nil)
+	checkStatus(t, err, http.StatusInternalServerError,
+		`Internal error occurred: resourceRules.cpu.containerQuery: the result holds two samples for the same object, {container="app", id="/a", namespace="ns", pod="split-0"} and {container="app", id="/b", namespace="ns", pod="split-0"}, where one is expected`)
+}

@@ -10,11 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// sample is one resource's usage of one container or node: the sum of the values of the
-// series that name it, at the earliest of their timestamps and over the longest of their
-// windows, so the span claimed, [time-window, time], never starts later than any part's.
-// A query that does not aggregate away some label (say, cAdvisor's id) still yields the
-// container's total this way.
+// sample is one resource's usage of one container or node: the value of the one sample of
+// the result that names it (a second one is an error, see answerDuplicate).
 //
 // Its time is Prometheus' (milliseconds), which keeps a sample at 32 bytes: a list of
 // 10,000 pods holds one per container and resource.
@@ -27,12 +24,7 @@ type sample struct {
 }
 
 func (s *sample) add(v model.SampleValue, ts model.Time, window time.Duration) {
-	if !s.seen || ts.Before(s.time) {
-		s.time = ts
-	}
-	s.window = max(s.window, window)
-	s.value += float64(v)
-	s.seen = true
+	s.value, s.time, s.window, s.seen = float64(v), ts, window, true
 }
 
 // usage is the cpu and memory usage of one container or node.
