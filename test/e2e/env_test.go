@@ -92,11 +92,10 @@ type envOptions struct {
 	AdapterArgs []string
 }
 
-func startEnvWith(t *testing.T, o envOptions) *env {
+// testBinaries returns the test binaries test/tools/deps.sh built and the adapter under test
+// ($PROMADAPTER_BIN), or fails the test saying what is missing.
+func testBinaries(t *testing.T) (testbed.Bins, string) {
 	t.Helper()
-	major, configFile := o.Major, o.ConfigFile
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	bins, err := testbed.FindBins()
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +104,16 @@ func startEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bins, adapterBin
+}
+
+func startEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	major, configFile := o.Major, o.ConfigFile
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bins, adapterBin := testBinaries(t)
+	var err error
 	dir := t.TempDir()
 	e := &env{t: t, spec: fixture.Spec{}}
 	e.cluster, err = testbed.StartCluster(ctx, testbed.ClusterOptions{Bins: bins, Dir: filepath.Join(dir, "cluster")})

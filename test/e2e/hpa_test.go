@@ -242,14 +242,8 @@ func startHPAEnv(t *testing.T, major string) *hpaEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins, err := testbed.FindBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
+	var err error
 	dir := t.TempDir()
 	e := &hpaEnv{}
 	if e.exporter, err = fixture.NewExporter(); err != nil {

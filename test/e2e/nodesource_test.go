@@ -65,14 +65,7 @@ func sourcedNodes(src fixture.NodeSource) fixture.NodeSourceSpec {
 // One cluster per Prometheus major version; each scenario creates its Nodes, starts its own
 // Prometheus backfilled with its series and its own adapter, and deletes the Nodes afterwards.
 func TestNodeSource(t *testing.T) {
-	bins, err := testbed.FindBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
 	for _, major := range []string{"2", "3"} {
 		t.Run("prometheus-"+major, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)

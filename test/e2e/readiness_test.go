@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,11 +29,7 @@ import (
 func TestReadyAdapterAuthenticatesTheAggregatorsFirstRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bins := controlPlaneBins(t)
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
 	dir := t.TempDir()
 	cluster, err := testbed.StartCluster(ctx, testbed.ClusterOptions{Bins: bins, Dir: filepath.Join(dir, "cluster")})
 	if err != nil {
@@ -112,28 +107,6 @@ func TestReadyAdapterAuthenticatesTheAggregatorsFirstRequest(t *testing.T) {
 		t.Logf("start %d: a request as the aggregator %s after /readyz turned 200 was authenticated, and one through kube-apiserver", start, after)
 		p.Stop()
 	}
-}
-
-// controlPlaneBins are the binaries this test needs: etcd and kube-apiserver only. It takes
-// them from testbed.FindBins, or, while test/tools/deps.sh has not built everything else yet,
-// from its binary cache directly.
-func controlPlaneBins(t *testing.T) testbed.Bins {
-	t.Helper()
-	bins, err := testbed.FindBins()
-	if err == nil {
-		return bins
-	}
-	cache, cerr := os.UserCacheDir()
-	if cerr != nil {
-		t.Fatal(err)
-	}
-	etcd, _ := filepath.Glob(filepath.Join(cache, "promadapter", "bin", "etcd-v*"))
-	apiserver, _ := filepath.Glob(filepath.Join(cache, "promadapter", "bin", "kube-apiserver-v*"))
-	if len(etcd) != 1 || len(apiserver) != 1 {
-		t.Fatal(err)
-	}
-	t.Logf("using %s and %s (%v)", etcd[0], apiserver[0], err)
-	return testbed.Bins{Etcd: etcd[0], KubeAPIServer: apiserver[0]}
 }
 
 // waitReady polls url every 5 ms until it answers 200 and returns when that was, or the zero

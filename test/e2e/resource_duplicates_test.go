@@ -28,14 +28,7 @@ func TestResourceMetricsRefuseDuplicatedSeries(t *testing.T) {
 	const namespace = "dup"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins, err := testbed.FindBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
 	dir := t.TempDir()
 	first, err := fixture.NewExporter()
 	if err != nil {

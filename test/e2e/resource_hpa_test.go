@@ -39,14 +39,7 @@ func runNewPodCounts(t *testing.T, major string) {
 	const namespace, app = "hpa-new-pod", "web"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bins, err := testbed.FindBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
 	dir := t.TempDir()
 	exporter, err := fixture.NewExporter()
 	if err != nil {

@@ -318,14 +318,7 @@ func TestVictoriaMetrics(t *testing.T) {
 	bin := ensureVictoriaMetrics(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	bins, err := testbed.FindBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapterBin, err := testbed.AdapterBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins, adapterBin := testBinaries(t)
 	dir := t.TempDir()
 	spec := fixture.Spec{Pods: bigNamespacePods, Namespaces: 1, AppsPerNamespace: 2, Nodes: 50}
 	const namespace = "ns-0"
