@@ -260,7 +260,7 @@ func TestErrorListsProblemsWithPositions(t *testing.T) {
 	}
 	want := []Problem{{
 		Source: "a.yaml", Line: 5, Column: 3, Path: "rules[0].nmae",
-		Message: `unknown field "nmae"; did you mean "name"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery" and "addSeriesQueryMatchers")`,
+		Message: `unknown field "nmae"; did you mean "name"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "backend" and "tenant")`,
 	}}
 	if !reflect.DeepEqual(configErr.Problems, want) {
 		t.Errorf("Problems:\n got: %+v\nwant: %+v", configErr.Problems, want)

@@ -20,6 +20,8 @@ type decoder struct {
 	source   string
 	problems []Problem
 	warnings []Problem
+	// defined are the backends of the file, decoded first so rules can be checked against them.
+	defined []Backend
 }
 
 // report records a problem at n's position (unknown position when n is nil).
@@ -67,10 +69,10 @@ type fieldSet struct {
 }
 
 var (
-	topFields        = fieldSet{names: []string{"rules", "externalRules", "resourceRules"}}
-	customRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers"},
+	topFields        = fieldSet{names: []string{"backends", "rules", "externalRules", "resourceRules"}}
+	customRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "backend", "tenant"},
 		misplaced: map[string]string{"defaultValue": `defaultValue applies only to externalRules; remove it, or move this rule to externalRules`}}
-	externalRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "defaultValue"}}
+	externalRuleFields = fieldSet{names: []string{"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "defaultValue", "backend", "tenant"}}
 	filterFields       = fieldSet{names: []string{"is", "isNot"}}
 	nameFields         = fieldSet{names: []string{"matches", "as"}}
 
@@ -83,7 +85,7 @@ var (
 		ignored: map[string]string{"namespaced": `namespaced has no effect in resourceRules (it applies only to externalRules); remove it`}}
 	groupResourceFields = fieldSet{names: []string{"resource", "group"}}
 
-	resourceRulesFields = fieldSet{names: []string{"cpu", "memory", "window"}}
+	resourceRulesFields = fieldSet{names: []string{"cpu", "memory", "window", "backend"}}
 	resourceRuleFields  = fieldSet{names: []string{"containerQuery", "nodeQuery", "resources", "containerLabel"}}
 )
 
@@ -380,6 +382,10 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		return c
 	}
 	f, _ := d.fields(root, "", topFields)
+	if e, ok := f["backends"]; ok {
+		c.Backends = d.backends(e.value, "backends")
+	}
+	d.defined = c.Backends
 	if e, ok := f["rules"]; ok {
 		c.Rules = d.rules(e.value, "rules", false)
 	}
@@ -474,6 +480,10 @@ func (d *decoder) rule(n *yaml.Node, path string, external bool) DiscoveryRule {
 	}
 	if e, ok := f["addSeriesQueryMatchers"]; ok {
 		r.AddSeriesQueryMatchers = Bool(d.boolean(e.value, join(path, "addSeriesQueryMatchers")), false)
+	}
+	r.Backend = d.backendRef(f, path)
+	if e, ok := f["tenant"]; ok {
+		r.Tenant, _ = d.str(e.value, join(path, "tenant"))
 	}
 	return r
 }
@@ -646,6 +656,7 @@ func (d *decoder) resourceRules(n *yaml.Node, path string) *ResourceRules {
 		}
 		d.report(n, join(path, r.name), "required field is missing; add the %s queries (containerQuery, nodeQuery, resources and containerLabel)", r.name)
 	}
+	rr.Backend = d.backendRef(f, path)
 	e, ok := f["window"]
 	if !ok {
 		d.report(n, join(path, "window"), "required field is missing; add the rate window, e.g. window: 5m")

@@ -17,7 +17,7 @@ func TestParseReportsProblems(t *testing.T) {
 		{
 			name: "a misspelt top-level field is named with the field it resembles",
 			yaml: "rule: []\n",
-			want: `rules.yaml:1:1: rule: unknown field "rule"; did you mean "rules"? (the known fields here are "rules", "externalRules" and "resourceRules")`,
+			want: `rules.yaml:1:1: rule: unknown field "rule"; did you mean "rules"? (the known fields here are "backends", "rules", "externalRules" and "resourceRules")`,
 		},
 		{
 			name: "a misspelt field in name is reported at its line and column",
@@ -51,7 +51,7 @@ rules.yaml:6:19: rules[0].resources.overrides.namespace.resorce: unknown field "
 		{
 			name: "a field unlike any known one is named with the list of known fields",
 			yaml: "externalRules:\n- seriesQuery: 'up'\n  metricsQuery: 'up'\n  owner: team-a\n",
-			want: `rules.yaml:4:3: externalRules[0].owner: unknown field "owner"; remove it, or use one of the known fields here: "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers" and "defaultValue"`,
+			want: `rules.yaml:4:3: externalRules[0].owner: unknown field "owner"; remove it, or use one of the known fields here: "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "defaultValue", "backend" and "tenant"`,
 		},
 		{
 			name: "defaultValue on a custom rule says it belongs to external rules",
@@ -259,7 +259,7 @@ rules.yaml:2:3: resourceRules.window: required field is missing; add the rate wi
 rules.yaml:2:8: resourceRules.cpu.nodeQuery: required field is missing; add the query template for per-node usage, e.g. nodeQuery: 'sum by (<<.GroupBy>>) (rate(node_cpu_usage_seconds_total{<<.LabelMatchers>>}[<<.Window>>]))'
 rules.yaml:2:8: resourceRules.cpu.resources: required field is missing; map the labels that name nodes, namespaces and pods, e.g. resources: {overrides: {node: {resource: node}, namespace: {resource: namespace}, pod: {resource: pod}}}
 rules.yaml:2:8: resourceRules.cpu.containerLabel: required field is missing; name the label that holds the container name, e.g. containerLabel: container
-rules.yaml:3:3: resourceRules.unused: unknown field "unused"; remove it, or use one of the known fields here: "cpu", "memory" and "window"`,
+rules.yaml:3:3: resourceRules.unused: unknown field "unused"; remove it, or use one of the known fields here: "cpu", "memory", "window" and "backend"`,
 		},
 		{
 			name: "resource rule resources with neither overrides nor template",
@@ -357,7 +357,7 @@ rules:
 			want: `rules.yaml:2:16: externalRules[0].seriesQuery: not a valid PromQL series selector: 1:4: parse error: unexpected end of input inside braces; write a selector such as 'http_requests_total{namespace!=""}' or '{__name__=~"^http_.*",namespace!=""}'
 rules.yaml:6:17: rules[0].metricsQuery: the template uses .Foo, which its data does not have; use one of .Series, .LabelMatchers, .GroupBy, .GroupBySlice and .LabelValuesByName
 rules.yaml:7:19: rules[0].name.matches: invalid regular expression: error parsing regexp: missing closing ): ` + "`(`" + `; fix the pattern (Go RE2 syntax, which has no lookarounds or backreferences)
-rules.yaml:8:3: rules[0].seriesFilter: unknown field "seriesFilter"; did you mean "seriesFilters"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery" and "addSeriesQueryMatchers")`,
+rules.yaml:8:3: rules[0].seriesFilter: unknown field "seriesFilter"; did you mean "seriesFilters"? (the known fields here are "seriesQuery", "seriesFilters", "resources", "name", "metricsQuery", "addSeriesQueryMatchers", "backend" and "tenant")`,
 		},
 	}
 	for _, tc := range cases {

@@ -7,6 +7,9 @@ import (
 // Config is the whole rule file. Field names and meanings are prometheus-adapter's, so an
 // existing ConfigMap loads unchanged.
 type Config struct {
+	// Backends (promadapter extension) are the servers rules may name; the --prometheus-*
+	// flags describe the one named "default", which rules without a backend use.
+	Backends []Backend `yaml:"backends"`
 	// Rules serve custom.metrics.k8s.io.
 	Rules []DiscoveryRule `yaml:"rules"`
 	// ExternalRules serve external.metrics.k8s.io.
@@ -46,6 +49,12 @@ type DiscoveryRule struct {
 	// was. Off by default, as in prometheus-adapter: templates over recording rules often
 	// lack the labels the seriesQuery selects on.
 	AddSeriesQueryMatchers bool `yaml:"addSeriesQueryMatchers,omitempty"`
+
+	// Backend (promadapter extension) names the backend the rule queries; "" is "default".
+	Backend string `yaml:"backend,omitempty"`
+	// Tenant (promadapter extension) is a static tenant id for this rule's queries, in place
+	// of the backend's own tenant value or namespaceTemplate.
+	Tenant string `yaml:"tenant,omitempty"`
 
 	// Line is the 1-based line of the rule's mapping in its file (the line of its first
 	// field), for messages; set by the loader. 0 for rules not loaded from a file.
@@ -92,6 +101,8 @@ type ResourceRules struct {
 	Memory ResourceRule `yaml:"memory"`
 	// Window is the rate window the CPU queries use; it is reported as the metrics' window.
 	Window model.Duration `yaml:"window"`
+	// Backend (promadapter extension) names the backend both resources are queried on.
+	Backend string `yaml:"backend,omitempty"`
 }
 
 // ResourceRule renders queries for one resource (cpu or memory).

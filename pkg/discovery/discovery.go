@@ -144,6 +144,30 @@ func (r *Registry) ExternalNames() []string {
 	return names
 }
 
+// Adopt fills an empty registry with old's metrics whose rules rebind maps to a rule of the
+// new config (nil: the rule changed or is gone, and its metrics are dropped), and takes old's
+// readiness. A reload uses it so metrics of unchanged rules stay served while discovery
+// reruns for the new config.
+func (r *Registry) Adopt(old *Registry, rebind func(*naming.Rule) *naming.Rule) {
+	old.mu.RLock()
+	defer old.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range old.custom {
+		if rule := rebind(e.metric.Rule); rule != nil {
+			e.metric.Rule = rule
+			r.custom[k] = e
+		}
+	}
+	for k, e := range old.external {
+		if rule := rebind(e.metric.Rule); rule != nil {
+			e.metric.Rule = rule
+			r.external[k] = e
+		}
+	}
+	r.ready = old.ready
+}
+
 // Ready reports whether one discovery pass has completed.
 func (r *Registry) Ready() bool {
 	r.mu.RLock()
@@ -151,12 +175,16 @@ func (r *Registry) Ready() bool {
 	return r.ready
 }
 
-// Discoverer runs discovery for a set of rules against one backend.
+// Discoverer runs discovery for a set of rules.
 type Discoverer struct {
-	Backend  Lister
-	Custom   []*naming.Rule
-	External []*naming.Rule
-	Registry *Registry
+	// Backend lists the series of every rule, unless ListerFor is set.
+	Backend Lister
+	// ListerFor, when set, gives the lister of each rule's own backend (with its discovery
+	// tenant); an error fails that rule's pass.
+	ListerFor func(rule *naming.Rule) (Lister, error)
+	Custom    []*naming.Rule
+	External  []*naming.Rule
+	Registry  *Registry
 	// MaxAge keeps a metric listed until its series have been absent this long, and is the
 	// look-back window of discovery queries.
 	MaxAge time.Duration
@@ -187,6 +215,9 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 
 	for _, rule := range d.Custom {
 		ms, err := d.discoverCustom(ctx, rule, start, now)
+		if ctx.Err() != nil {
+			break
+		}
 		d.record(rule, err)
 		if err != nil {
 			failed[rule.ID] = true
@@ -203,6 +234,9 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 	}
 	for _, rule := range d.External {
 		ms, err := d.discoverExternal(ctx, rule, start, now)
+		if ctx.Err() != nil {
+			break
+		}
 		d.record(rule, err)
 		if err != nil {
 			failed[rule.ID] = true
@@ -216,6 +250,11 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 		}
 	}
 
+	if ctx.Err() != nil {
+		// Stopped (a reload retired this discoverer, or the server is shutting down): what
+		// this pass saw is incomplete, and its failures are not the rules'.
+		return ctx.Err()
+	}
 	r := d.Registry
 	r.mu.Lock()
 	// Keep what is no longer seen until MaxAge has passed: a relist racing a scrape gap, or a
@@ -284,8 +323,24 @@ func (d *Discoverer) record(rule *naming.Rule, err error) {
 	}
 }
 
+// lister is the backend rule's series are listed on.
+func (d *Discoverer) lister(rule *naming.Rule) (Lister, error) {
+	if d.ListerFor == nil {
+		return d.Backend, nil
+	}
+	l, err := d.ListerFor(rule)
+	if err != nil {
+		return nil, fmt.Errorf("rule %s: %w", rule.ID, err)
+	}
+	return l, nil
+}
+
 func (d *Discoverer) seriesNames(ctx context.Context, rule *naming.Rule, start, end time.Time) ([]string, error) {
-	names, err := d.Backend.LabelValues(ctx, "__name__", []string{rule.SeriesQuery}, start, end)
+	backend, err := d.lister(rule)
+	if err != nil {
+		return nil, err
+	}
+	names, err := backend.LabelValues(ctx, "__name__", []string{rule.SeriesQuery}, start, end)
 	d.markAlive()
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: listing series names: %w", rule.ID, err)
@@ -319,6 +374,10 @@ func (d *Discoverer) discoverCustom(ctx context.Context, rule *naming.Rule, star
 			jobs = append(jobs, job{s, m})
 		}
 	}
+	backend, err := d.lister(rule)
+	if err != nil {
+		return nil, err
+	}
 	parallel := d.Parallel
 	if parallel <= 0 {
 		parallel = 4
@@ -333,7 +392,7 @@ func (d *Discoverer) discoverCustom(ctx context.Context, rule *naming.Rule, star
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			labels, err := d.Backend.LabelNames(ctx, []string{rule.DiscoverySelector(j.series)}, start, end)
+			labels, err := backend.LabelNames(ctx, []string{rule.DiscoverySelector(j.series)}, start, end)
 			d.markAlive()
 			if err != nil {
 				errs[i] = fmt.Errorf("rule %s: listing labels of %s: %w", rule.ID, j.series, err)

@@ -46,6 +46,14 @@ type Rule struct {
 	Query        *QueryTemplate
 	Namespaced   bool     // external rules: add the request's namespace to the query
 	DefaultValue *float64 // external rules: served when nothing matches
+
+	// Backend names the backend the rule queries ("" is "default"); Tenant is the rule's own
+	// tenant id, "" for the backend's.
+	Backend string
+	Tenant  string
+	// Spec is the config the rule was compiled from; a reload compares specs to keep the
+	// discovered metrics of rules that did not change.
+	Spec config.DiscoveryRule
 }
 
 type seriesFilter struct {
@@ -77,7 +85,7 @@ func compileRule(kind Kind, i int, r config.DiscoveryRule, source string, mapper
 	}
 	rule := &Rule{Kind: kind, Index: i, ID: id, SeriesQuery: r.SeriesQuery,
 		Namespaced: config.Bool(r.Resources.Namespaced, true), DefaultValue: r.DefaultValue,
-		strict: r.AddSeriesQueryMatchers}
+		strict: r.AddSeriesQueryMatchers, Backend: r.Backend, Tenant: r.Tenant, Spec: r}
 
 	ms, err := parser.ParseMetricSelector(r.SeriesQuery)
 	if err != nil {

@@ -30,11 +30,21 @@ type Querier interface {
 }
 
 // Backend is a named Prometheus-compatible server; a value, several can coexist.
-// Name identifies the backend in cache keys, errors and logs: two Backends with the same
-// Name are treated as the same server.
+// Name identifies the backend in errors and logs. Key, or Name when Key is empty, identifies
+// it in cache keys: two Backends with the same key are treated as the same server and share
+// answers, so a key must change with anything that changes answers (the URL, the tenant).
 type Backend struct {
 	Name    string
+	Key     string
 	Querier Querier
+}
+
+// cacheIdentity is what the cache and coalescing know the backend by.
+func (b Backend) cacheIdentity() string {
+	if b.Key != "" {
+		return b.Key
+	}
+	return b.Name
 }
 
 // Request is one query to run.
@@ -194,7 +204,7 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 	if r.Backend.Querier == nil {
 		return nil, fmt.Errorf("backend %q has no querier configured (rule %s): this is a bug in the caller", r.Backend.Name, r.Rule)
 	}
-	k := cacheKey{backend: r.Backend.Name, query: r.Query}
+	k := cacheKey{backend: r.Backend.cacheIdentity(), query: r.Query}
 	now := p.now()
 
 	p.mu.Lock()

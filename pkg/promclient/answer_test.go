@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"k8s.io/component-base/metrics/testutil"
 )
 
 func TestDecodeQueryResponseReturnsWarningsAndInfos(t *testing.T) {
@@ -78,26 +77,20 @@ func TestDecodeQueryResponseRefusesHistogramsAndResultsOverTheSampleLimit(t *tes
 	}
 }
 
-// counter reads one of the client's counters.
+// counter reads one of the default backend's counters; a series not yet made reads 0.
 func counter(t *testing.T, name string) float64 {
 	t.Helper()
-	m := registeredMetrics()
-	var v float64
-	var err error
+	backend := map[string]string{"backend": DefaultName}
 	switch name {
 	case "warnings":
-		v, err = testutil.GetCounterMetricValue(m.warnings)
+		return seriesValue(t, "promadapter_backend_warnings_total", backend)
 	case "infos":
-		v, err = testutil.GetCounterMetricValue(m.infos)
+		return seriesValue(t, "promadapter_backend_infos_total", backend)
 	case "partial_served":
-		v, err = testutil.GetCounterMetricValue(m.partialServed)
+		return seriesValue(t, "promadapter_backend_partial_answers_served_total", backend)
 	default:
-		v, err = testutil.GetCounterMetricValue(m.answersRefused.WithLabelValues(name))
+		return seriesValue(t, "promadapter_backend_answers_refused_total", map[string]string{"backend": DefaultName, "reason": name})
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 func TestAnswersWithWarningsAreRefusedUnlessPartialAnswersAreAllowed(t *testing.T) {

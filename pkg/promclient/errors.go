@@ -29,35 +29,64 @@ const (
 	CauseBadRequest  Cause = "bad_request" // Prometheus refused a parameter the adapter set (timeout, time): 500
 	CauseTooLarge    Cause = "too_large"   // the answer exceeds --prometheus-max-answer-bytes or --prometheus-max-samples: 500
 	CauseServer      Cause = "server"      // Prometheus answered 5xx or an unusable response: 500
+	CauseConfig      Cause = "config"      // the backend's configuration cannot make the request (no tenant for Cortex or Mimir): 500
 )
 
 // Error is a backend failure with a cause and a message meant for people. URL is the
 // backend's redacted URL: it never holds a password nor the values of the URL's parameters,
-// and neither does the message.
+// and neither does the message. Backend is the backend's name (Options.Name); Tenant is the
+// tenant the request carried, "" for none: a tenant id is not a secret, and it tells whose data
+// was asked for.
 type Error struct {
-	Cause Cause
-	URL   string
-	Op    string
-	Err   error
+	Cause   Cause
+	URL     string
+	Op      string
+	Err     error
+	Backend string
+	Tenant  string
 }
 
 func (e *Error) Error() string {
+	at, op := e.where(), e.Op
+	if e.Tenant != "" {
+		op += fmt.Sprintf(" for tenant %q", e.Tenant)
+	}
 	switch e.Cause {
 	case CauseUnreachable:
-		return fmt.Sprintf("cannot reach Prometheus at %s (%s): %v; check --prometheus-url, network policy and TLS settings", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("cannot reach %s (%s): %v; check %s, network policy and TLS settings", at, op, e.Err, e.setting("--prometheus-url", "url"))
 	case CauseTimeout:
-		return fmt.Sprintf("Prometheus at %s timed out (%s): %v; the query may be too expensive or the server overloaded", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s timed out (%s): %v; the query may be too expensive or the server overloaded", at, op, e.Err)
 	case CauseBadQuery:
-		return fmt.Sprintf("Prometheus at %s rejected the %s: %v; fix the rule's query template", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s rejected the %s: %v; fix the rule's query template", at, op, e.Err)
 	case CauseBadRequest:
-		return fmt.Sprintf("Prometheus at %s refused a request parameter of the %s: %v; the parameter comes from the adapter, not from the rule: check --prometheus-timeout and the parameters in --prometheus-url", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s refused a request parameter of the %s: %v; the parameter comes from the adapter, not from the rule: check %s and the parameters in %s",
+			at, op, e.Err, e.setting("--prometheus-timeout", "timeout"), e.setting("--prometheus-url", "url and queryParameters"))
 	case CauseHistogram:
-		return fmt.Sprintf("Prometheus at %s answered the %s with a native histogram: %v", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s answered the %s with a native histogram: %v", at, op, e.Err)
 	case CausePartial, CauseTooLarge:
-		return fmt.Sprintf("Prometheus at %s: %s refused: %v", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s: %s refused: %v", at, op, e.Err)
+	case CauseConfig:
+		return fmt.Sprintf("%s: cannot send the %s: %v", at, op, e.Err)
 	default:
-		return fmt.Sprintf("Prometheus at %s failed (%s): %v", e.URL, e.Op, e.Err)
+		return fmt.Sprintf("%s failed (%s): %v", at, op, e.Err)
 	}
+}
+
+// where names the backend in messages: the flags' backend as plain Prometheus, as it always was.
+func (e *Error) where() string {
+	if e.Backend == "" || e.Backend == DefaultName {
+		return "Prometheus at " + e.URL
+	}
+	return fmt.Sprintf("backend %s at %s", e.Backend, e.URL)
+}
+
+// setting names where a person changes something: a flag for the flags' backend, else the
+// field of the backend in the rule file.
+func (e *Error) setting(flag, field string) string {
+	if e.Backend == "" || e.Backend == DefaultName {
+		return flag
+	}
+	return fmt.Sprintf("%s of backend %s", field, e.Backend)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -109,7 +138,10 @@ func (e *tooLargeError) Error() string {
 }
 
 // partialError is an answer with warnings, refused because Options.AllowPartial is false.
-type partialError struct{ warnings []string }
+type partialError struct {
+	warnings []string
+	optIn    string // how a person allows partial answers on this backend
+}
 
 // maxQuotedWarnings bounds how many warnings a partialError quotes.
 const maxQuotedWarnings = 2
@@ -124,7 +156,7 @@ func (e *partialError) Error() string {
 		more = fmt.Sprintf(" and %d more", n)
 	}
 	return fmt.Sprintf("the answer may be incomplete (a store or shard did not answer): warnings %s%s; "+
-		"fix the backend, or pass --allow-partial-answers to serve such answers", strings.Join(quoted, ", "), more)
+		"fix the backend, or %s to serve such answers", strings.Join(quoted, ", "), more, e.optIn)
 }
 
 // answerError is the *v1.Error that client_golang makes of a non-2xx answer, so that wrap

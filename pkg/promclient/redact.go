@@ -53,13 +53,14 @@ func displayRaw(s string) string {
 	return s
 }
 
-// redactor removes a backend's secrets from errors: the password in its URL and the values of
-// its URL's parameters, raw and escaped.
+// redactor removes a backend's secrets from errors: the password in its URL, the values of its
+// URL's parameters and of its query parameters, and the inline secrets of its configuration,
+// raw and escaped.
 type redactor struct {
 	secrets []string // longest first, so that no secret is left half replaced
 }
 
-func newRedactor(u *url.URL) *redactor {
+func newRedactor(u *url.URL, extra ...string) *redactor {
 	set := map[string]bool{}
 	add := func(s string) {
 		if len(s) >= minSecretLen {
@@ -77,12 +78,52 @@ func newRedactor(u *url.URL) *redactor {
 			add(v)
 		}
 	}
+	for _, s := range extra {
+		add(s)
+	}
 	r := &redactor{}
 	for s := range set {
 		r.secrets = append(r.secrets, s)
 	}
 	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
 	return r
+}
+
+// configSecrets are the secrets written inline in a backend's configuration (those in files are
+// read per request and cannot be known here), and the values of its query parameters, which
+// are treated as the URL's are: a gateway may take an API key there.
+func configSecrets(opts *Options) []string {
+	var out []string
+	hc := opts.HTTP
+	if hc.BasicAuth != nil && hc.BasicAuth.Password != "" {
+		out = append(out, string(hc.BasicAuth.Password),
+			// As a basic-auth header, which a proxy's error page may echo.
+			base64.StdEncoding.EncodeToString([]byte(hc.BasicAuth.Username+":"+string(hc.BasicAuth.Password))))
+	}
+	if hc.Authorization != nil {
+		out = append(out, string(hc.Authorization.Credentials))
+	}
+	out = append(out, string(hc.BearerToken))
+	if hc.OAuth2 != nil {
+		out = append(out, string(hc.OAuth2.ClientSecret))
+	}
+	if hc.HTTPHeaders != nil {
+		for _, h := range hc.HTTPHeaders.Headers {
+			for _, s := range h.Secrets {
+				out = append(out, string(s))
+			}
+		}
+	}
+	if opts.SigV4 != nil {
+		out = append(out, string(opts.SigV4.SecretKey))
+	}
+	if opts.AzureAD != nil && opts.AzureAD.OAuth != nil {
+		out = append(out, opts.AzureAD.OAuth.ClientSecret)
+	}
+	for _, vs := range opts.QueryParameters {
+		out = append(out, vs...)
+	}
+	return out
 }
 
 // scrub replaces every secret in s.

@@ -1,7 +1,6 @@
 package promclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -149,37 +148,26 @@ func (m *memoryReleaser) schedule() {
 	})
 }
 
-// getClient, for the label calls that go through client_golang, sends form-encoded POSTs as
-// GETs while they fit in MaxGETQueryBytes, honouring
-// --prometheus-verb=GET for servers or proxies that only allow GET, and falling back to POST
-// for long queries so nothing is rejected for its length.
-type getClient struct{ api.Client }
+// replayablePOST marks every POST as safe to send again, for the round tripper it wraps: the
+// POSTs of the API have no side effects. An Idempotency-Key, even empty and so not sent, lets
+// net/http retry a POST on a keep-alive connection the server had closed. It is set here,
+// beneath the SigV4 signer, rather than when the request is made: the signer would sign the
+// empty header, which is never sent, and the signature would not match what the server gets.
+type replayablePOST struct{ next http.RoundTripper }
 
-func (g getClient) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
-	if req.Method == http.MethodPost && req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" && req.Body != nil {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(body) <= MaxGETQueryBytes {
-			get := req.Clone(ctx)
-			get.Method = http.MethodGet
-			get.Body = nil
-			get.ContentLength = 0
-			get.Header.Del("Content-Type")
-			get.URL.RawQuery = string(body)
-			return g.Client.Do(ctx, get)
-		}
-		req.Body = io.NopCloser(bytes.NewReader(body))
+func (r replayablePOST) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, ok := req.Header["Idempotency-Key"]; req.Method == http.MethodPost && !ok {
+		req = req.Clone(req.Context())
+		req.Header["Idempotency-Key"] = nil
 	}
-	return g.Client.Do(ctx, req)
+	return r.next.RoundTrip(req)
 }
 
 // send asks for the endpoint u with the form-encoded parameters: as a GET query string when
-// the verb is GET and they fit in MaxGETQueryBytes, else as a POST form. Like client_golang, it
-// retries a POST refused with 403, 405 or 501 as a GET.
-func (c *Client) send(ctx context.Context, u *url.URL, form string) (*http.Response, []byte, error) {
-	if c.verb == http.MethodGet && len(form) <= MaxGETQueryBytes {
+// getOnly, or when the verb is GET and they fit in MaxGETQueryBytes; else as a POST form. Like
+// client_golang, it retries a POST refused with 403, 405 or 501 as a GET.
+func (c *Client) send(ctx context.Context, u *url.URL, form string, getOnly bool) (*http.Response, []byte, error) {
+	if getOnly || c.verb == http.MethodGet && len(form) <= MaxGETQueryBytes {
 		return c.get(ctx, u, form)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form))
@@ -187,9 +175,7 @@ func (c *Client) send(ctx context.Context, u *url.URL, form string) (*http.Respo
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	// An Idempotency-Key, even empty and so not sent, lets net/http retry the POST on a
-	// keep-alive connection the server had closed: a query has no side effects.
-	req.Header["Idempotency-Key"] = nil
+	c.setTenantHeader(req.Header)
 	resp, body, err := c.base.Do(ctx, req)
 	if resp != nil {
 		switch resp.StatusCode {
@@ -208,5 +194,6 @@ func (c *Client) get(ctx context.Context, u *url.URL, form string) (*http.Respon
 	if err != nil {
 		return nil, nil, err
 	}
+	c.setTenantHeader(req.Header)
 	return c.base.Do(ctx, req)
 }

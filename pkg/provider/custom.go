@@ -28,36 +28,39 @@ import (
 
 // Custom implements custom-metrics-apiserver's CustomMetricsProvider.
 type Custom struct {
-	Registry *discovery.Registry
-	Planner  *planner.Planner
-	Backend  planner.Backend
-	Objects  ObjectLister
-	Mapper   apimeta.RESTMapper
+	// Source hands out the current rules and backends; a request reads one State throughout.
+	Source  Source
+	Planner *planner.Planner
+	Objects ObjectLister
+	Mapper  apimeta.RESTMapper
 }
 
 var _ cmprovider.CustomMetricsProvider = (*Custom)(nil)
 
 // ListAllMetrics implements CustomMetricsProvider.
-func (c *Custom) ListAllMetrics() []cmprovider.CustomMetricInfo { return c.Registry.ListCustom() }
+func (c *Custom) ListAllMetrics() []cmprovider.CustomMetricInfo {
+	return c.Source.Current().Registry.ListCustom()
+}
 
-func (c *Custom) lookup(info cmprovider.CustomMetricInfo) (discovery.CustomMetric, error) {
-	m, ok := c.Registry.Custom(info.Metric, info.GroupResource)
+func (c *Custom) lookup(st *State, info cmprovider.CustomMetricInfo) (discovery.CustomMetric, error) {
+	m, ok := st.Registry.Custom(info.Metric, info.GroupResource)
 	if ok {
 		return m, nil
 	}
-	served := c.Registry.CustomFor(info.GroupResource)
+	served := st.Registry.CustomFor(info.GroupResource)
 	msg := fmt.Sprintf("metric %q is not served for %s", info.Metric, info.GroupResource)
 	if len(served) == 0 {
 		msg += "; no metric is served for this resource: check that a rule's seriesQuery matches series carrying a label that names it"
 	} else {
 		msg += fmt.Sprintf("; served for it: %s", truncatedList(served, 20))
 	}
-	return m, notFound(msg + discoveryState(c.Registry))
+	return m, notFound(msg + discoveryState(st.Registry))
 }
 
 // GetMetricByName implements CustomMetricsProvider.
 func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
-	m, err := c.lookup(info)
+	st := c.Source.Current()
+	m, err := c.lookup(st, info)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +71,7 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 	if info.Namespaced {
 		ns = name.Namespace
 	}
-	values, err := c.query(ctx, m, ns, []string{name.Name}, metricSelector)
+	values, err := c.query(ctx, st, m, ns, []string{name.Name}, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +92,8 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 // infinite (an idle pod's 0/0 ratio) is left out of the list rather than failing it for every
 // object; only when no object has a number is the answer an error.
 func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
-	m, err := c.lookup(info)
+	st := c.Source.Current()
+	m, err := c.lookup(st, info)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +112,7 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 	if len(names) == 0 {
 		return list, nil
 	}
-	values, err := c.query(ctx, m, ns, names, metricSelector)
+	values, err := c.query(ctx, st, m, ns, names, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +179,7 @@ func (c *Custom) namespaced(rule *naming.Rule, gr schema.GroupResource) bool {
 // query runs the rule's query for objects in ns and returns the one sample of each object
 // asked for, keyed by object name. Samples of other namespaces are left out; two samples for
 // one object are an error.
-func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector) (map[string]*model.Sample, error) {
+func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector) (map[string]*model.Sample, error) {
 	render := func(sel labels.Selector) (naming.RenderedQuery, error) {
 		return m.Rule.RenderObjectQuery(naming.ObjectQuery{
 			Series: m.Series, Resource: m.GroupResource, Namespace: ns, Names: names, MetricSelector: sel,
@@ -185,7 +189,11 @@ func (c *Custom) query(ctx context.Context, m discovery.CustomMetric, ns string,
 	if err != nil {
 		return nil, renderError(m.Rule, err)
 	}
-	run := queryRunner{planner: c.Planner, backend: c.Backend}
+	backend, err := st.backendFor(m.Rule, ns)
+	if err != nil {
+		return nil, err
+	}
+	run := queryRunner{planner: c.Planner, backend: backend}
 	res, err := run.run(ctx, fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
 		func() (string, error) {
 			plain, err := render(nil)

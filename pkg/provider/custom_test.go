@@ -492,7 +492,8 @@ func TestNotFoundSaysWhenDiscoveryIsTheProblem(t *testing.T) {
 			}
 			return 0
 		})
-		d := discoveryFor(t, e.custom.Backend.Querier.(*promclient.Client), e.registry, customRules)
+		b, _ := e.custom.Source.Current().Backends.For(nil, "shop")
+		d := discoveryFor(t, b.Querier.(*promclient.Client), e.registry, customRules)
 		if err := d.RunOnce(context.Background()); err == nil {
 			t.Fatal("discovery succeeded, want the app-counter rule to fail")
 		}

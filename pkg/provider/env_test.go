@@ -188,11 +188,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if objects == nil {
 		objects = shopObjects()
 	}
+	source := provider.StaticSource{State: &provider.State{Registry: registry, Backends: provider.OneBackend(backend)}}
 	return &env{
 		prom:     prom,
 		registry: registry,
-		custom:   &provider.Custom{Registry: registry, Planner: plan, Backend: backend, Objects: objects, Mapper: mapper},
-		external: &provider.External{Registry: registry, Planner: plan, Backend: backend},
+		custom:   &provider.Custom{Source: source, Planner: plan, Objects: objects, Mapper: mapper},
+		external: &provider.External{Source: source, Planner: plan},
 	}
 }
 

@@ -13,23 +13,22 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/promadapter/promadapter/pkg/discovery"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
 
 // External implements custom-metrics-apiserver's ExternalMetricsProvider.
 type External struct {
-	Registry *discovery.Registry
-	Planner  *planner.Planner
-	Backend  planner.Backend
+	// Source hands out the current rules and backends; a request reads one State throughout.
+	Source  Source
+	Planner *planner.Planner
 }
 
 var _ cmprovider.ExternalMetricsProvider = (*External)(nil)
 
 // ListAllExternalMetrics implements ExternalMetricsProvider.
 func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
-	return e.Registry.ListExternal()
+	return e.Source.Current().Registry.ListExternal()
 }
 
 // GetExternalMetric implements ExternalMetricsProvider. A namespaced rule always adds the
@@ -38,16 +37,17 @@ func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 // escaped label matchers. Each result series is one value carrying its labels; a value that is
 // NaN or infinite is left out; an empty result is an error unless the rule sets defaultValue.
 func (e *External) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (*external_metrics.ExternalMetricValueList, error) {
-	m, ok := e.Registry.External(info.Metric)
+	st := e.Source.Current()
+	m, ok := st.Registry.External(info.Metric)
 	if !ok {
-		served := e.Registry.ExternalNames()
+		served := st.Registry.ExternalNames()
 		msg := fmt.Sprintf("external metric %q is not served", info.Metric)
 		if len(served) > 0 {
 			msg += "; served: " + truncatedList(served, 20)
 		} else {
 			msg += "; no external metric is served: check externalRules and that their seriesQuery matches series"
 		}
-		return nil, notFound(msg + discoveryState(e.Registry))
+		return nil, notFound(msg + discoveryState(st.Registry))
 	}
 	if m.Rule.Namespaced && namespace == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("rule %s is namespaced but the request has no namespace: ask for external metric %q in one, /apis/external.metrics.k8s.io/v1beta1/namespaces/<namespace>/%s, or set resources.namespaced: false on the rule",
@@ -57,7 +57,11 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 	if err != nil {
 		return nil, renderError(m.Rule, err)
 	}
-	run := queryRunner{planner: e.Planner, backend: e.Backend}
+	backend, err := st.backendFor(m.Rule, namespace)
+	if err != nil {
+		return nil, err
+	}
+	run := queryRunner{planner: e.Planner, backend: backend}
 	res, err := run.run(ctx, fmt.Sprintf("querying external metric %q (rule %s)", info.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
 		func() (string, error) {
 			plain, err := m.Rule.RenderExternal(m.Series, namespace, nil)

@@ -37,7 +37,7 @@ func TestTheDefaultContainerQueries(t *testing.T) {
 		},
 	}
 	podLister, nodeLister := listers(t, nil, nil)
-	p, err := New(config.Default().ResourceRules, planner.New(planner.Options{}), planner.Backend{Name: "test", Querier: &fakePrometheus{}}, podLister, nodeLister, nil)
+	p, err := New(config.Default().ResourceRules, planner.New(planner.Options{}), FixedBackend{Name: "test", Querier: &fakePrometheus{}}, podLister, nodeLister, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func listers(t testing.TB, pods []*corev1.Pod, nodes []*corev1.Node) (PodLister,
 func newTestProvider(t testing.TB, q planner.Querier, pods []*corev1.Pod, nodes []*corev1.Node) *Provider {
 	t.Helper()
 	podLister, nodeLister := listers(t, pods, nodes)
-	p, err := New(testRules(), planner.New(planner.Options{}), planner.Backend{Name: "test", Querier: q}, podLister, nodeLister, nil)
+	p, err := New(testRules(), planner.New(planner.Options{}), FixedBackend{Name: "test", Querier: q}, podLister, nodeLister, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -36,9 +36,9 @@ func init() {
 }
 
 // Install adds metrics.k8s.io/v1beta1 with `nodes` (NodeMetrics) and `pods` (PodMetrics)
-// to s, served by p. The server's OpenAPI definitions must include GetOpenAPIDefinitions'
+// to s, served by the Provider src hands out at each request. The server's OpenAPI definitions must include GetOpenAPIDefinitions'
 // (and the metav1 ones they refer to), or installing fails.
-func Install(s *genericapiserver.GenericAPIServer, p *Provider) error {
+func Install(s *genericapiserver.GenericAPIServer, src Source) error {
 	info := genericapiserver.NewDefaultAPIGroupInfo(metrics.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	// Encode a list into one buffer and write it at once. The default codecs stream a list item
 	// by item, which spares kube-apiserver a buffer of a whole etcd LIST, but costs a write
@@ -47,8 +47,8 @@ func Install(s *genericapiserver.GenericAPIServer, p *Provider) error {
 	// bytes are the same; the buffer (1.5 MB at 10,000 pods) is small beside the list itself.
 	info.NegotiatedSerializer = Codecs
 	info.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"nodes": &nodeStorage{p: p},
-		"pods":  &podStorage{p: p},
+		"nodes": &nodeStorage{src: src},
+		"pods":  &podStorage{src: src},
 	}
 	return s.InstallAPIGroup(&info)
 }

@@ -58,7 +58,7 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		// Nothing could be served: spare Prometheus the queries.
 		return list, nil
 	}
-	results, err := p.queryUsage(ctx, "pods", podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	case pod.Phase != corev1.PodRunning:
 		return nil, notFound(metrics.Resource("pods"), name, fmt.Sprintf("the pod is %s, not Running: usage is served for running pods only", phaseName(pod.Phase)))
 	}
-	results, err := p.queryUsage(ctx, "pods", podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
 	if err != nil {
 		return nil, err
 	}

@@ -59,10 +59,10 @@ var (
 // Provider answers NodeMetrics and PodMetrics requests. It is safe for concurrent use.
 // Create it with New and serve it with Install.
 type Provider struct {
-	planner *planner.Planner
-	backend planner.Backend
-	pods    PodLister
-	nodes   corev1listers.NodeLister
+	planner  *planner.Planner
+	backends Backends
+	pods     PodLister
+	nodes    corev1listers.NodeLister
 
 	// window is rules.Window: the span [timestamp-window, timestamp] a cpu value covers unless
 	// its sample says otherwise (WindowLabel). A PodMetrics or NodeMetrics reports the window
@@ -75,6 +75,27 @@ type Provider struct {
 	// one's reason is logged once rather than on every request.
 	podsLeftOut, nodesLeftOut *leftOutLog
 }
+
+// Backends resolves the backend resource queries go to for a namespace ("" for nodes and
+// for pods of every namespace): with a tenant per namespace, the tenant of that namespace.
+type Backends interface {
+	For(namespace string) (planner.Backend, error)
+}
+
+// FixedBackend sends every query to one backend.
+type FixedBackend planner.Backend
+
+// For implements Backends.
+func (b FixedBackend) For(string) (planner.Backend, error) { return planner.Backend(b), nil }
+
+// Source hands out the Provider that serves now; a reload swaps in a new one. A Provider is
+// its own fixed Source.
+type Source interface {
+	Current() *Provider
+}
+
+// Current implements Source: a Provider that never changes.
+func (p *Provider) Current() *Provider { return p }
 
 // resourceQueries renders the queries of one resource (cpu or memory).
 type resourceQueries struct {
@@ -94,13 +115,13 @@ type resourceQueries struct {
 //
 // pods and nodes must be listers of informers that the caller starts (the pod informer with
 // a PodTrimmer's transform): only pods and nodes they hold are served, and only Running pods.
-func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backend, pods PodLister, nodes corev1listers.NodeLister, mapper apimeta.RESTMapper) (*Provider, error) {
+func New(rules *config.ResourceRules, p *planner.Planner, backends Backends, pods PodLister, nodes corev1listers.NodeLister, mapper apimeta.RESTMapper) (*Provider, error) {
 	switch {
 	case rules == nil:
 		return nil, errors.New("resourceRules is not set: metrics.k8s.io needs cpu and memory queries (see the default config)")
 	case p == nil:
 		return nil, errors.New("resource metrics need a query planner: this is a bug in the caller")
-	case backend.Querier == nil:
+	case backends == nil:
 		return nil, errors.New("resource metrics need a Prometheus backend: this is a bug in the caller")
 	case pods.indexer == nil || nodes == nil:
 		return nil, errors.New("resource metrics need pod and node listers: this is a bug in the caller")
@@ -118,7 +139,7 @@ func New(rules *config.ResourceRules, p *planner.Planner, backend planner.Backen
 	}
 	return &Provider{
 		planner:      p,
-		backend:      backend,
+		backends:     backends,
 		pods:         pods,
 		nodes:        nodes,
 		window:       time.Duration(rules.Window),
@@ -213,10 +234,14 @@ type usageResults struct {
 // queryUsage renders one query per resource with render and runs both concurrently.
 // scope describes the request for messages ("pods in namespace \"x\"", "nodes"); kind
 // ("pods" or "nodes") completes the planner's rule label.
-func (p *Provider) queryUsage(ctx context.Context, kind, scope string, render func(*resourceQueries) (string, error)) (usageResults, error) {
+func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string, render func(*resourceQueries) (string, error)) (usageResults, error) {
 	type answer struct {
 		res *planner.Result
 		err error
+	}
+	backend, err := p.backends.For(namespace)
+	if err != nil {
+		return usageResults{}, apierrors.NewInternalError(fmt.Errorf("choosing the backend of resourceRules for %s: %w", scope, err))
 	}
 	run := func(q *resourceQueries) <-chan answer {
 		ch := make(chan answer, 1)
@@ -226,7 +251,7 @@ func (p *Provider) queryUsage(ctx context.Context, kind, scope string, render fu
 			return ch
 		}
 		go func() {
-			res, err := p.planner.Query(ctx, planner.Request{Backend: p.backend, Query: query, Rule: "resource/" + q.name + "/" + kind})
+			res, err := p.planner.Query(ctx, planner.Request{Backend: backend, Query: query, Rule: "resource/" + q.name + "/" + kind})
 			if err != nil {
 				err = provider.BackendError(fmt.Sprintf("querying Prometheus for the %s usage of %s", q.name, scope), err)
 			}

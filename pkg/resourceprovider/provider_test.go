@@ -118,7 +118,7 @@ func TestListPodMetrics(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			prom := clusterPrometheus()
-			s := &podStorage{p: newTestProvider(t, prom, clusterPods(), clusterNodes())}
+			s := &podStorage{src: newTestProvider(t, prom, clusterPods(), clusterNodes())}
 			obj, err := s.List(inNamespace(tc.namespace), listOptions(t, tc.labelSelector, tc.fieldSelector))
 			if err != nil {
 				t.Fatalf("List: %v", err)
@@ -177,7 +177,7 @@ func TestGetPodMetrics(t *testing.T) {
 			prom := clusterPrometheus()
 			prom.answers[strings.ReplaceAll(cpuTeamA, "team-a", "team-c")] = model.Vector{}
 			prom.answers[strings.ReplaceAll(memTeamA, "team-a", "team-c")] = model.Vector{}
-			s := &podStorage{p: newTestProvider(t, prom, append(clusterPods(), lonely), clusterNodes())}
+			s := &podStorage{src: newTestProvider(t, prom, append(clusterPods(), lonely), clusterNodes())}
 			obj, err := s.Get(inNamespace(tc.namespace), tc.pod, nil)
 			if tc.want != nil {
 				if err != nil {
@@ -332,7 +332,7 @@ func TestGetPodWithNaNIsAnInternalError(t *testing.T) {
 		cpuNS: {containerSample("ns", "nan-0", "app", nan, t0)},
 		memNS: {containerSample("ns", "nan-0", "app", mebibyte, t0)},
 	}}
-	s := &podStorage{p: newTestProvider(t, prom, []*corev1.Pod{pod("ns", "nan-0", corev1.PodRunning, nil, "app")}, nil)}
+	s := &podStorage{src: newTestProvider(t, prom, []*corev1.Pod{pod("ns", "nan-0", corev1.PodRunning, nil, "app")}, nil)}
 	_, err := s.Get(inNamespace("ns"), "nan-0", nil)
 	checkStatus(t, err, http.StatusInternalServerError, `Internal error occurred: pod ns/nan-0: the cpu usage of container "app" is unusable: the value is NaN`)
 }
@@ -340,7 +340,7 @@ func TestGetPodWithNaNIsAnInternalError(t *testing.T) {
 func TestNodeMetrics(t *testing.T) {
 	t.Run("a list serves every node with cpu and memory, sorted by name, from one query per resource", func(t *testing.T) {
 		prom := clusterPrometheus()
-		s := &nodeStorage{p: newTestProvider(t, prom, nil, clusterNodes())}
+		s := &nodeStorage{src: newTestProvider(t, prom, nil, clusterNodes())}
 		obj, err := s.List(context.Background(), listOptions(t, "", ""))
 		if err != nil {
 			t.Fatal(err)
@@ -364,7 +364,7 @@ func TestNodeMetrics(t *testing.T) {
 	}
 	for _, tc := range selectorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &nodeStorage{p: newTestProvider(t, clusterPrometheus(), nil, clusterNodes())}
+			s := &nodeStorage{src: newTestProvider(t, clusterPrometheus(), nil, clusterNodes())}
 			obj, err := s.List(context.Background(), listOptions(t, tc.labelSelector, tc.fieldSelector))
 			if err != nil {
 				t.Fatal(err)
@@ -392,7 +392,7 @@ func TestNodeMetrics(t *testing.T) {
 	}
 	for _, tc := range getCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &nodeStorage{p: newTestProvider(t, clusterPrometheus(), nil, clusterNodes())}
+			s := &nodeStorage{src: newTestProvider(t, clusterPrometheus(), nil, clusterNodes())}
 			obj, err := s.Get(context.Background(), tc.node, nil)
 			if tc.want != nil {
 				if err != nil {
@@ -454,7 +454,7 @@ func TestAListOfManyPodsCostsTwoQueries(t *testing.T) {
 		}
 	}
 	prom := &fakePrometheus{answers: map[string]model.Vector{cpuTeamA: cpu, memTeamA: memory}}
-	s := &podStorage{p: newTestProvider(t, prom, pods, nil)}
+	s := &podStorage{src: newTestProvider(t, prom, pods, nil)}
 	obj, err := s.List(inNamespace("team-a"), listOptions(t, "app=worker", ""))
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +489,7 @@ func (b *barrierPrometheus) Query(ctx context.Context, query string, ts time.Tim
 func TestCPUAndMemoryAreQueriedConcurrently(t *testing.T) {
 	prom := &barrierPrometheus{fakePrometheus: clusterPrometheus()}
 	prom.arrived.Add(2)
-	s := &nodeStorage{p: newTestProvider(t, prom, nil, clusterNodes())}
+	s := &nodeStorage{src: newTestProvider(t, prom, nil, clusterNodes())}
 	if _, err := s.List(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +623,7 @@ func TestNewRejectsUnusableRules(t *testing.T) {
 			rules := testRules()
 			tc.edit(rules)
 			pods, nodes := listers(t, nil, nil)
-			_, err := New(rules, planner.New(planner.Options{}), planner.Backend{Name: "test", Querier: &fakePrometheus{}}, pods, nodes, nil)
+			_, err := New(rules, planner.New(planner.Options{}), FixedBackend{Name: "test", Querier: &fakePrometheus{}}, pods, nodes, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
 			}
@@ -636,7 +636,7 @@ func TestLabelsFromATemplateMapping(t *testing.T) {
 	rules.CPU.Resources = config.ResourceMapping{Template: "kube_<<.Resource>>"}
 	rules.CPU.ContainerLabel = "kube_container"
 	pods, nodes := listers(t, nil, nil)
-	p, err := New(rules, planner.New(planner.Options{}), planner.Backend{Name: "test", Querier: &fakePrometheus{}}, pods, nodes, nil)
+	p, err := New(rules, planner.New(planner.Options{}), FixedBackend{Name: "test", Querier: &fakePrometheus{}}, pods, nodes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestPodsServeTheContainersThatHaveUsage(t *testing.T) {
 			if len(got) != 0 {
 				t.Errorf("list: got %+v, want the pod left out", got)
 			}
-			_, err = (&podStorage{p: p}).Get(inNamespace("ns"), tc.pod.Name, nil)
+			_, err = (&podStorage{src: p}).Get(inNamespace("ns"), tc.pod.Name, nil)
 			checkStatus(t, err, http.StatusNotFound, `pods.metrics.k8s.io "`+tc.pod.Name+`" not found: `+tc.wantLeftOut)
 		})
 	}
@@ -161,7 +161,7 @@ func TestEveryValueReportsTheWindowItsRateCovers(t *testing.T) {
 		p := nsProvider(t, []*corev1.Pod{two},
 			model.Vector{labelled(containerSample("ns", "two-0", "main", 0.5, t0), WindowLabel, "soon")},
 			model.Vector{containerSample("ns", "two-0", "main", mebibyte, t0)})
-		_, err := (&podStorage{p: p}).List(inNamespace("ns"), nil)
+		_, err := (&podStorage{src: p}).List(inNamespace("ns"), nil)
 		checkStatus(t, err, http.StatusInternalServerError,
 			`Internal error occurred: resourceRules.cpu.containerQuery: the sample {container="main", namespace="ns", pod="two-0", promadapter_window="soon"} has promadapter_window="soon", which is no window`)
 	})
@@ -265,7 +265,7 @@ func TestDuplicatedSeriesAreAnErrorRatherThanTwiceTheUsage(t *testing.T) {
 			cpuNodes: {nodeSample("node-a", 3, t0), seriesCount(nodeSample("node-a", 0, t0), 2), nodeSample("node-b", 0.75, t0)},
 			memNodes: {nodeSample("node-a", 8*gibibyte, t0), nodeSample("node-b", 2*gibibyte, t0)},
 		}}
-		_, err := (&nodeStorage{p: newTestProvider(t, prom, nil, clusterNodes())}).List(context.Background(), nil)
+		_, err := (&nodeStorage{src: newTestProvider(t, prom, nil, clusterNodes())}).List(context.Background(), nil)
 		checkStatus(t, err, http.StatusInternalServerError,
 			`Internal error occurred: resourceRules.cpu.nodeQuery: Prometheus holds 2 series for {node="node-a"} where one is expected, and adding them up would report 2 times the usage`)
 	})

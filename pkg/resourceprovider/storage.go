@@ -20,7 +20,7 @@ import (
 
 // podStorage serves pods.metrics.k8s.io (PodMetrics, namespaced, read-only). It works with
 // the internal metrics types; the apiserver converts them to the requested version.
-type podStorage struct{ p *Provider }
+type podStorage struct{ src Source }
 
 var (
 	_ rest.Storage              = (*podStorage)(nil)
@@ -44,7 +44,7 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 	if namespace == "" {
 		return nil, apierrors.NewBadRequest("a pod's metrics are read within its namespace: /apis/metrics.k8s.io/v1beta1/namespaces/NAMESPACE/pods/NAME")
 	}
-	return s.p.getPodMetrics(ctx, namespace, name)
+	return s.src.Current().getPodMetrics(ctx, namespace, name)
 }
 
 // List serves the metrics of the request's namespace (all namespaces when it has none),
@@ -52,9 +52,9 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 func (s *podStorage) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
 	namespace := genericapirequest.NamespaceValue(ctx)
 	if options == nil {
-		return s.p.listPodMetrics(ctx, namespace, nil, nil)
+		return s.src.Current().listPodMetrics(ctx, namespace, nil, nil)
 	}
-	return s.p.listPodMetrics(ctx, namespace, options.LabelSelector, options.FieldSelector)
+	return s.src.Current().listPodMetrics(ctx, namespace, options.LabelSelector, options.FieldSelector)
 }
 
 // ConvertToTable renders PodMetrics as `kubectl get podmetrics` shows them.
@@ -86,7 +86,7 @@ func (s *podStorage) ConvertToTable(_ context.Context, object runtime.Object, ta
 }
 
 // nodeStorage serves nodes.metrics.k8s.io (NodeMetrics, cluster-scoped, read-only).
-type nodeStorage struct{ p *Provider }
+type nodeStorage struct{ src Source }
 
 var (
 	_ rest.Storage              = (*nodeStorage)(nil)
@@ -106,16 +106,16 @@ func (s *nodeStorage) GetSingularName() string { return "node" }
 
 // Get serves one node's metrics: 404 with the reason when it has none.
 func (s *nodeStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
-	return s.p.getNodeMetrics(ctx, name)
+	return s.src.Current().getNodeMetrics(ctx, name)
 }
 
 // List serves the metrics of all nodes, filtered by the label and field selectors
 // (metadata.name).
 func (s *nodeStorage) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
 	if options == nil {
-		return s.p.listNodeMetrics(ctx, nil, nil)
+		return s.src.Current().listNodeMetrics(ctx, nil, nil)
 	}
-	return s.p.listNodeMetrics(ctx, options.LabelSelector, options.FieldSelector)
+	return s.src.Current().listNodeMetrics(ctx, options.LabelSelector, options.FieldSelector)
 }
 
 // ConvertToTable renders NodeMetrics as `kubectl get nodemetrics` shows them.

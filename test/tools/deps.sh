@@ -11,6 +11,8 @@ set -euo pipefail
 KUBE_VERSION=${KUBE_VERSION:-v1.34.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
 PROM3_VERSION=${PROM3_VERSION:-v0.309.1}   # Prometheus 3.9.1 as a Go module version
+# Thanos: v0.42.5 needs Go >= 1.26.10; v0.42.4 builds with the machine's Go 1.26.8.
+THANOS_VERSION=${THANOS_VERSION:-v0.42.4}
 CACHE=${PROMADAPTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promadapter}
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/build"
@@ -112,6 +114,34 @@ build_prom3() {
   rm -rf "$dir"
 }
 
+# build_thanos builds the thanos binary (querier and sidecar) from its module. Its go.mod carries
+# replace directives a wrapper module would ignore, so it is built inside a copy of its own tree.
+build_thanos() {
+  [[ -x "$BIN/thanos-$THANOS_VERSION" ]] && return 0
+  log "building Thanos $THANOS_VERSION from its Go module (~10 min)"
+  go mod download "github.com/thanos-io/thanos@$THANOS_VERSION"
+  local src
+  src=$(go env GOMODCACHE)/github.com/thanos-io/thanos@$THANOS_VERSION
+  local dir="$CACHE/build/thanos-$THANOS_VERSION"
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$src/." "$dir/"; chmod -R u+w "$dir"
+  (
+    cd "$dir"
+    go build -trimpath -ldflags="-s -w" -o "$BIN/thanos-$THANOS_VERSION.tmp" ./cmd/thanos
+    mv "$BIN/thanos-$THANOS_VERSION.tmp" "$BIN/thanos-$THANOS_VERSION"
+  )
+  rm -rf "$dir"
+}
+
+install_victoriametrics() {
+  [[ -x /usr/bin/victoria-metrics ]] && return 0
+  log "installing VictoriaMetrics (single node) from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null
+  (systemctl stop victoria-metrics 2>/dev/null || true)
+}
+
 install_prom2() {
   if [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]]; then return 0; fi
   log "installing Prometheus 2.x from Debian"
@@ -129,6 +159,8 @@ install_prom2
 build_etcd
 build_kube
 build_prom3
+build_thanos
+install_victoriametrics
 # kubectl: the machine's own is fine; otherwise the one just built.
 if ! command -v kubectl >/dev/null 2>&1; then ln -sf "$BIN/kubectl-$KUBE_VERSION" "$BIN/kubectl"; fi
 log "all test binaries present in $BIN"

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/promadapter/promadapter/pkg/backend"
 	"github.com/promadapter/promadapter/pkg/config"
 )
 
@@ -21,6 +22,9 @@ func newCheckConfigCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := backend.Check(cfg.Backends); err != nil {
+				return fmt.Errorf("%s: %w", cfg.Source, err)
+			}
 			for _, w := range cfg.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
@@ -28,8 +32,8 @@ func newCheckConfigCommand() *cobra.Command {
 			if cfg.ResourceRules != nil {
 				resource = 1
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %d custom rules, %d external rules, resource rules: %v\n",
-				cfg.Source, len(cfg.Rules), len(cfg.ExternalRules), resource == 1)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %d custom rules, %d external rules, resource rules: %v, backends: %d\n",
+				cfg.Source, len(cfg.Rules), len(cfg.ExternalRules), resource == 1, len(cfg.Backends)+1)
 			return nil
 		},
 	}

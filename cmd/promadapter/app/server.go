@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/http"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
@@ -21,32 +20,21 @@ import (
 	generatedexternal "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/externalmetrics"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
-	"github.com/promadapter/promadapter/pkg/config"
-	"github.com/promadapter/promadapter/pkg/discovery"
-	"github.com/promadapter/promadapter/pkg/naming"
+	"github.com/promadapter/promadapter/pkg/backend"
 	"github.com/promadapter/promadapter/pkg/planner"
-	"github.com/promadapter/promadapter/pkg/promclient"
 	"github.com/promadapter/promadapter/pkg/provider"
 	"github.com/promadapter/promadapter/pkg/resourceprovider"
+	"github.com/promadapter/promadapter/pkg/snapshot"
 )
 
 // Run wires the parts and serves until ctx ends. It holds no logic of its own: it loads the
 // config, builds the backend and planner, compiles rules against the cluster's RESTMapper,
 // installs the three API groups, starts discovery and serves.
 func Run(ctx context.Context, o *options.Options) error {
-	cfg, err := config.Load(o.ConfigFile)
-	if err != nil {
-		return err
-	}
 	po, err := o.PrometheusOptions()
 	if err != nil {
 		return err
 	}
-	client, err := promclient.New(po)
-	if err != nil {
-		return err
-	}
-	backend := planner.Backend{Name: "default", Querier: client}
 	plan := planner.New(planner.Options{
 		CachePeriod: o.QueryCachePeriod, MaxCacheBytes: o.QueryCacheMaxBytes, MaxConcurrent: o.MaxConcurrentQueries,
 		MaxSlotWait: o.PrometheusTimeout, ServeStaleFor: o.ServeStaleFor,
@@ -61,19 +49,12 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return fmt.Errorf("reading the cluster's API resources (is --lister-kubeconfig or the in-cluster config right?): %w", err)
 	}
-	customRules, err := naming.CompileRules(naming.KindCustom, cfg.Rules, cfg.Source, mapper)
-	if err != nil {
-		return err
+	builder := &snapshot.Builder{
+		Defaults: backend.Defaults{Options: po}, Mapper: mapper, Planner: plan, MetricsMaxAge: o.MetricsMaxAge,
+		Custom: o.EnableCustomMetrics, External: o.EnableExternalMetrics, Resources: o.EnableResourceMetrics,
 	}
-	externalRules, err := naming.CompileRules(naming.KindExternal, cfg.ExternalRules, cfg.Source, mapper)
-	if err != nil {
-		return err
-	}
-	registry := discovery.NewRegistry()
 	var objects *provider.InformerObjects
-	disc := &discovery.Discoverer{Backend: client, Registry: registry, MaxAge: o.MetricsMaxAge}
 	if o.EnableCustomMetrics {
-		disc.Custom = customRules
 		restConfig, err := o.Adapter.ClientConfig()
 		if err != nil {
 			return err
@@ -83,18 +64,14 @@ func Run(ctx context.Context, o *options.Options) error {
 			return err
 		}
 		objects = provider.NewInformerObjects(meta, mapper, ctx.Done())
-		o.Adapter.WithCustomMetrics(&provider.Custom{
-			Registry: registry, Planner: plan, Backend: backend, Mapper: mapper, Objects: objects,
-		})
 	}
-	if o.EnableExternalMetrics {
-		disc.External = externalRules
-		o.Adapter.WithExternalMetrics(&provider.External{Registry: registry, Planner: plan, Backend: backend})
+	reloader := &snapshot.Reloader{File: o.ConfigFile, Builder: builder, Relist: o.MetricsRelistInterval, Probe: snapshot.ProbeBackends}
+	loaded, err := reloader.Load()
+	if err != nil {
+		return err
 	}
-
-	var resources *resourceprovider.Provider
 	var readyChecks []healthz.HealthChecker
-	if o.EnableResourceMetrics && cfg.ResourceRules != nil {
+	if o.EnableResourceMetrics && loaded.Config.ResourceRules != nil {
 		inf, err := o.Adapter.Informers()
 		if err != nil {
 			return err
@@ -112,11 +89,17 @@ func Run(ctx context.Context, o *options.Options) error {
 			objects.Share(corev1.SchemeGroupVersion.WithResource("pods"), pods)
 		}
 		readyChecks = append(readyChecks, cacheSyncCheck("promadapter-pod-node-cache", "pod and node caches", pods.HasSynced, nodes.HasSynced))
-		resources, err = resourceprovider.New(cfg.ResourceRules, plan, backend,
-			resourceprovider.NewPodLister(pods.GetIndexer()), inf.Core().V1().Nodes().Lister(), mapper)
-		if err != nil {
-			return err
-		}
+		builder.Pods, builder.Nodes = resourceprovider.NewPodLister(pods.GetIndexer()), inf.Core().V1().Nodes().Lister()
+	}
+	if err := reloader.Init(ctx, loaded); err != nil {
+		return err
+	}
+	current := reloader.Holder
+	if o.EnableCustomMetrics {
+		o.Adapter.WithCustomMetrics(&provider.Custom{Source: current.Providers(), Planner: plan, Mapper: mapper, Objects: objects})
+	}
+	if o.EnableExternalMetrics {
+		o.Adapter.WithExternalMetrics(&provider.External{Source: current.Providers(), Planner: plan})
 	}
 
 	serverConfig, err := o.Adapter.Config() // built once; Server() below uses it
@@ -126,7 +109,8 @@ func Run(ctx context.Context, o *options.Options) error {
 	serverConfig.GenericConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(provider.MetricSelectorGuard(h), c)
 	}
-	for _, w := range cfg.Warnings {
+	first := current.Load()
+	for _, w := range first.Config.Warnings {
 		klog.InfoS("Config warning", "warning", w.String())
 	}
 
@@ -134,45 +118,34 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
-	if resources != nil {
-		if err := resourceprovider.Install(srv.GenericAPIServer, resources); err != nil {
+	if first.Resources != nil {
+		if err := resourceprovider.Install(srv.GenericAPIServer, current.Resources()); err != nil {
 			return fmt.Errorf("installing metrics.k8s.io: %w", err)
 		}
 	}
 	// Health semantics: see health.go.
 	requestHeader := serverConfig.GenericConfig.Authentication.RequestHeaderConfig
-	readyChecks = append(readyChecks, discoveryReadyCheck(registry.Ready), authenticationCheck(requestHeader))
+	readyChecks = append(readyChecks, discoveryReadyCheck(current.Ready), authenticationCheck(requestHeader))
 	if ss := srv.GenericAPIServer.SecureServingInfo; ss != nil && ss.Listener != nil {
 		readyChecks = append(readyChecks, servingCACheck(loopbackAddr(ss.Listener.Addr()), requestHeader))
 	}
 	if err := srv.GenericAPIServer.AddReadyzChecks(readyChecks...); err != nil {
 		return err
 	}
-	if err := srv.GenericAPIServer.AddLivezChecks(0, discoveryLiveCheck(disc.Stalled,
+	if err := srv.GenericAPIServer.AddLivezChecks(0, discoveryLiveCheck(current.Stalled,
 		discoveryMaxQuiet(o.MetricsRelistInterval, o.PrometheusTimeout))); err != nil {
 		return err
 	}
 
-	klog.InfoS("starting promadapter", "config", cfg.Source, "prometheus", options.RedactURL(client.URL()),
-		"customRules", len(customRules), "externalRules", len(externalRules), "resourceMetrics", resources != nil)
-	probe(ctx, client)
+	klog.InfoS("starting promadapter", "config", first.Config.Source, "backends", first.Backends.Names(),
+		"customRules", len(first.Custom), "externalRules", len(first.External), "resourceMetrics", first.Resources != nil)
+	snapshot.ProbeBackends(ctx, first)
 	go func() {
-		if err := disc.RunOnce(ctx); err != nil {
-			klog.ErrorS(err, "initial discovery incomplete; retrying every --metrics-relist-interval")
+		if err := reloader.Run(ctx); err != nil {
+			klog.ErrorS(err, "config hot reload is off; restart to load config changes")
 		}
-		disc.Run(ctx, o.MetricsRelistInterval)
 	}()
 	return srv.GenericAPIServer.PrepareRun().RunWithContext(ctx)
-}
-
-// probe checks once that Prometheus answers, so a wrong URL is one clear log line at start.
-// The server still starts: Prometheus may come up later, and discovery retries.
-func probe(ctx context.Context, c *promclient.Client) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := c.Query(ctx, "vector(1)", time.Time{}); err != nil {
-		klog.ErrorS(nil, err.Error())
-	}
 }
 
 // openAPIDefinitions are the schemas of the served types and of what they refer to. The

@@ -1,0 +1,7 @@
+package promclient
+
+// For the external tests.
+var (
+	SeriesValue  = seriesValue
+	SeriesExists = seriesExists
+)
