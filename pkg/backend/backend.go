@@ -121,6 +121,7 @@ func options(b config.Backend, d promclient.Options) (promclient.Options, error)
 	if b.Tenant != nil {
 		o.Tenant = promclient.TenantOptions{Header: b.Tenant.Header, Parameter: b.Tenant.Parameter}
 	}
+	o.AzureAD = b.AzureAD
 	if b.SigV4 != nil {
 		o.SigV4 = &sigv4.SigV4Config{Region: b.SigV4.Region, AccessKey: b.SigV4.AccessKey,
 			SecretKey: b.SigV4.SecretKey, Profile: b.SigV4.Profile, RoleARN: b.SigV4.RoleARN}

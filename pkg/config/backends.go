@@ -9,6 +9,7 @@ import (
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/prometheus/storage/remote/azuread"
 	"github.com/prometheus/common/model"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"gopkg.in/yaml.v3"
@@ -43,6 +44,9 @@ type Backend struct {
 	HTTP *commoncfg.HTTPClientConfig
 	// SigV4 signs requests for Amazon Managed Prometheus; nil means no signing.
 	SigV4 *SigV4
+	// AzureAD authenticates to Azure Monitor's managed Prometheus with Prometheus' own azuread
+	// configuration (managed identity, workload identity, OAuth client, or the SDK chain).
+	AzureAD *azuread.AzureADConfig
 
 	// Fingerprint is a hash of the backend's YAML (secrets included, never shown): equal
 	// fingerprints mean the same server queried the same way, so cached answers may be shared
@@ -80,7 +84,7 @@ type SigV4 struct {
 
 var (
 	backendFields = fieldSet{names: []string{"name", "url", "kind", "timeout", "verb", "allowPartialAnswers",
-		"queryParameters", "headers", "tenant", "httpConfig", "sigv4"}}
+		"queryParameters", "headers", "tenant", "httpConfig", "sigv4", "azureAD"}}
 	tenantFields = fieldSet{names: []string{"header", "parameter", "value", "namespaceTemplate", "discoveryValue"}}
 	sigv4Fields  = fieldSet{names: []string{"region", "access_key", "secret_key", "profile", "role_arn"}}
 
@@ -160,6 +164,13 @@ func (d *decoder) backend(n *yaml.Node, path string) Backend {
 	if e, ok := f["sigv4"]; ok {
 		b.SigV4 = d.sigv4(e.value, join(path, "sigv4"))
 	}
+	if e, ok := f["azureAD"]; ok {
+		var az azuread.AzureADConfig
+		if d.prometheusSection(e.value, join(path, "azureAD"), &az, "azuread",
+			"https://prometheus.io/docs/prometheus/latest/configuration/configuration/#remote_write") {
+			b.AzureAD = &az
+		}
+	}
 	return b
 }
 
@@ -236,28 +247,38 @@ func (d *decoder) stringMap(n *yaml.Node, path string) map[string]string {
 }
 
 // httpConfig decodes Prometheus' http_config strictly, with Prometheus' own types, so every
-// field and check is exactly Prometheus'. Its errors carry the section's position.
+// field and check is exactly Prometheus'.
 func (d *decoder) httpConfig(n *yaml.Node, path string) *commoncfg.HTTPClientConfig {
+	hc := commoncfg.DefaultHTTPClientConfig
+	if !d.prometheusSection(n, path, &hc, "http_config", "https://prometheus.io/docs/prometheus/latest/configuration/configuration/#http_config") {
+		return nil
+	}
+	if err := hc.Validate(); err != nil {
+		d.report(resolve(n), path, "not a valid Prometheus http_config: %v", err)
+		return nil
+	}
+	return &hc
+}
+
+// prometheusSection decodes a mapping into one of Prometheus' own configuration types (which
+// unmarshal with yaml.v2 and validate themselves), strictly; errors carry the section's
+// position and name what Prometheus calls it.
+func (d *decoder) prometheusSection(n *yaml.Node, path string, dst any, what, doc string) bool {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		d.wrongType(n, path, expectMapping)
-		return nil
+		return false
 	}
 	text, err := yaml.Marshal(n)
 	if err != nil {
 		d.report(n, path, "cannot re-encode the section: %v", err)
-		return nil
+		return false
 	}
-	hc := commoncfg.DefaultHTTPClientConfig
-	if err := yamlv2.UnmarshalStrict(text, &hc); err != nil {
-		d.report(n, path, "not a valid Prometheus http_config: %s; see https://prometheus.io/docs/prometheus/latest/configuration/configuration/#http_config", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil
+	if err := yamlv2.UnmarshalStrict(text, dst); err != nil {
+		d.report(n, path, "not a valid Prometheus %s: %s; see %s", what, strings.TrimPrefix(err.Error(), "yaml: "), doc)
+		return false
 	}
-	if err := hc.Validate(); err != nil {
-		d.report(n, path, "not a valid Prometheus http_config: %v", err)
-		return nil
-	}
-	return &hc
+	return true
 }
 
 // backendRef reads a rule's backend field, reporting a name the config does not define.

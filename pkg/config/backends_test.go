@@ -24,6 +24,9 @@ const thanosAndTenants = `backends:
   kind: mimir
   tenant: {namespaceTemplate: "tenant-<<.Namespace>>", discoveryValue: "tenant-a|tenant-b"}
   sigv4: {region: eu-west-1}
+- name: azure
+  url: https://example.eastus.prometheus.monitor.azure.com
+  azureAD: {cloud: AzurePublic, managed_identity: {client_id: 00000000-0000-0000-0000-000000000000}}
 rules:
 - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
   backend: thanos
@@ -46,8 +49,11 @@ func TestBackendsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Backends) != 2 {
-		t.Fatalf("got %d backends, want 2", len(cfg.Backends))
+	if len(cfg.Backends) != 3 {
+		t.Fatalf("got %d backends, want 3", len(cfg.Backends))
+	}
+	if az := cfg.Backends[2].AzureAD; az == nil || az.ManagedIdentity == nil || az.ManagedIdentity.ClientID != "00000000-0000-0000-0000-000000000000" {
+		t.Errorf("azure backend's azureAD = %+v", az)
 	}
 	th, mi := cfg.Backends[0], cfg.Backends[1]
 	if th.Name != "thanos" || th.Kind != "thanos" || th.Timeout != 10*time.Second || th.Verb != "POST" ||
@@ -136,6 +142,12 @@ func TestBackendsRefuse(t *testing.T) {
 		{"a sigv4 key without its secret",
 			"backends:\n- name: a\n  url: http://a:9090\n  sigv4: {access_key: AKIA}\n",
 			[]string{`sigv4 needs both access_key and secret_key`}},
+		{"an azureAD section Prometheus refuses",
+			"backends:\n- name: a\n  url: http://a:9090\n  azureAD: {cloud: AzurePublic}\n",
+			[]string{`backends[0].azureAD: not a valid Prometheus azuread`}},
+		{"an azureAD field Prometheus does not know",
+			"backends:\n- name: a\n  url: http://a:9090\n  azureAD: {managed_identity: {client_id: 00000000-0000-0000-0000-000000000000}, clowd: x}\n",
+			[]string{`backends[0].azureAD: not a valid Prometheus azuread`, `clowd`}},
 		{"a timeout that is not a duration",
 			"backends:\n- {name: a, url: 'http://a:9090', timeout: soon}\n",
 			[]string{`backends[0].timeout: "soon" is not a positive duration`}},
