@@ -9,8 +9,8 @@ import (
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
-	"github.com/prometheus/prometheus/storage/remote/azuread"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/storage/remote/azuread"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"gopkg.in/yaml.v3"
 )
