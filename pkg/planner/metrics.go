@@ -10,9 +10,9 @@ import (
 // plannerMetrics are the planner's series in the apiserver's legacy registry (served on its
 // /metrics). They are process-wide: every Planner adds to the same series.
 type plannerMetrics struct {
-	upstreamQueries  *metrics.CounterVec   // {rule, outcome}
-	upstreamDuration *metrics.HistogramVec // {rule}
-	requests         *metrics.CounterVec   // {result}
+	upstreamQueries  *metrics.CounterVec   // {backend, rule, outcome}
+	upstreamDuration *metrics.HistogramVec // {backend, rule}
+	requests         *metrics.CounterVec   // {backend, result}
 	cacheBytes       *metrics.Gauge
 	resultSamples    *metrics.Histogram
 	queryBytes       *metrics.Histogram
@@ -21,8 +21,9 @@ type plannerMetrics struct {
 	tooLargeResults  *metrics.CounterVec // {rule}
 	staleStoreBytes  *metrics.Gauge
 
-	// The requests_total children, resolved once: the hit path must not look them up.
-	hitRequests, missRequests, coalescedRequests metrics.CounterMetric
+	// The requests_total children of each backend, resolved once per backend: the hit path
+	// must not build label hashes. backend name -> *requestCounters.
+	requestsByBackend sync.Map
 
 	longestMu    sync.Mutex
 	longestBytes int // guarded by longestMu
@@ -41,24 +42,24 @@ func registeredMetrics() *plannerMetrics {
 				Namespace:      "promadapter",
 				Subsystem:      "planner",
 				Name:           "upstream_queries_total",
-				Help:           "Queries sent to a Prometheus backend, by rule and outcome (success, or the error cause: unreachable, timeout, bad_query, server, canceled, unsupported_result, other).",
+				Help:           "Queries sent to a Prometheus backend, by backend, rule and outcome (success, or the error cause: unreachable, timeout, bad_query, server, canceled, unsupported_result, other).",
 				StabilityLevel: metrics.ALPHA,
-			}, []string{"rule", "outcome"}),
+			}, []string{"backend", "rule", "outcome"}),
 			upstreamDuration: metrics.NewHistogramVec(&metrics.HistogramOpts{
 				Namespace:      "promadapter",
 				Subsystem:      "planner",
 				Name:           "upstream_query_duration_seconds",
-				Help:           "Duration of queries sent to a Prometheus backend, in seconds, by rule.",
+				Help:           "Duration of queries sent to a Prometheus backend, in seconds, by backend and rule.",
 				Buckets:        metrics.ExponentialBuckets(0.005, 2, 12), // 5 ms … ~10 s
 				StabilityLevel: metrics.ALPHA,
-			}, []string{"rule"}),
+			}, []string{"backend", "rule"}),
 			requests: metrics.NewCounterVec(&metrics.CounterOpts{
 				Namespace:      "promadapter",
 				Subsystem:      "planner",
 				Name:           "requests_total",
-				Help:           "Query requests to the planner, by how they were answered: hit (cache), miss (new upstream call) or coalesced (joined a call in flight).",
+				Help:           "Query requests to the planner, by backend and how they were answered: hit (cache), miss (new upstream call) or coalesced (joined a call in flight).",
 				StabilityLevel: metrics.ALPHA,
-			}, []string{"result"}),
+			}, []string{"backend", "result"}),
 			cacheBytes: metrics.NewGauge(&metrics.GaugeOpts{
 				Namespace:      "promadapter",
 				Subsystem:      "planner",
@@ -113,12 +114,27 @@ func registeredMetrics() *plannerMetrics {
 		}
 		legacyregistry.MustRegister(m.upstreamQueries, m.upstreamDuration, m.requests, m.cacheBytes,
 			m.resultSamples, m.queryBytes, m.longestQuery, m.staleAnswers, m.tooLargeResults, m.staleStoreBytes)
-		m.hitRequests = m.requests.WithLabelValues("hit")
-		m.missRequests = m.requests.WithLabelValues("miss")
-		m.coalescedRequests = m.requests.WithLabelValues("coalesced")
 		sharedMetrics = m
 	})
 	return sharedMetrics
+}
+
+// requestCounters are one backend's requests_total children.
+type requestCounters struct {
+	hit, miss, coalesced metrics.CounterMetric
+}
+
+// requestsOf returns backend's requests_total children, creating them on first use.
+func (m *plannerMetrics) requestsOf(backend string) *requestCounters {
+	if c, ok := m.requestsByBackend.Load(backend); ok {
+		return c.(*requestCounters)
+	}
+	c, _ := m.requestsByBackend.LoadOrStore(backend, &requestCounters{
+		hit:       m.requests.WithLabelValues(backend, "hit"),
+		miss:      m.requests.WithLabelValues(backend, "miss"),
+		coalesced: m.requests.WithLabelValues(backend, "coalesced"),
+	})
+	return c.(*requestCounters)
 }
 
 // observeQueryLength records the length of a query sent upstream.

@@ -211,14 +211,14 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 	if res := p.cache.get(k, now); res != nil {
 		p.mu.Unlock()
 		p.hits.Add(1)
-		p.m.hitRequests.Inc()
+		p.m.requestsOf(r.Backend.Name).hit.Inc()
 		return res, nil
 	}
 	if c, ok := p.inflight[k]; ok {
 		c.waiters++
 		p.mu.Unlock()
 		p.coalesced.Add(1)
-		p.m.coalescedRequests.Inc()
+		p.m.requestsOf(r.Backend.Name).coalesced.Inc()
 		return p.wait(ctx, k, c)
 	}
 	if err := ctx.Err(); err != nil {
@@ -234,7 +234,7 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 	p.mu.Unlock()
 
 	p.misses.Add(1)
-	p.m.missRequests.Inc()
+	p.m.requestsOf(r.Backend.Name).miss.Inc()
 	go p.run(callCtx, k, r, c)
 	return p.wait(ctx, k, c)
 }
@@ -302,7 +302,7 @@ func (p *Planner) fetch(ctx context.Context, r Request, started time.Time) (*Res
 
 	t0 := time.Now()
 	v, err := callQuerier(ctx, r)
-	p.m.upstreamDuration.WithLabelValues(rule).Observe(time.Since(t0).Seconds())
+	p.m.upstreamDuration.WithLabelValues(r.Backend.Name, rule).Observe(time.Since(t0).Seconds())
 
 	var res *Result
 	if err == nil {
@@ -327,7 +327,7 @@ func (p *Planner) fetch(ctx context.Context, r Request, started time.Time) (*Res
 			outcome = "other"
 		}
 	}
-	p.m.upstreamQueries.WithLabelValues(rule, outcome).Inc()
+	p.m.upstreamQueries.WithLabelValues(r.Backend.Name, rule, outcome).Inc()
 	if err != nil && outcome != string(promclient.CauseCanceled) {
 		klog.V(2).InfoS("Upstream query failed", "backend", r.Backend.Name, "rule", r.Rule, "outcome", outcome, "err", err)
 	}

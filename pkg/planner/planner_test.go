@@ -747,10 +747,10 @@ func counterValue(t *testing.T, labels ...string) float64 {
 	var v float64
 	var err error
 	switch len(labels) {
-	case 1:
-		v, err = testutil.GetCounterMetricValue(registeredMetrics().requests.WithLabelValues(labels...))
-	case 2:
-		v, err = testutil.GetCounterMetricValue(registeredMetrics().upstreamQueries.WithLabelValues(labels...))
+	case 1: // requests_total{backend="default",result}
+		v, err = testutil.GetCounterMetricValue(registeredMetrics().requests.WithLabelValues(append([]string{"default"}, labels...)...))
+	case 2: // upstream_queries_total{backend="default",rule,outcome}
+		v, err = testutil.GetCounterMetricValue(registeredMetrics().upstreamQueries.WithLabelValues(append([]string{"default"}, labels...)...))
 	}
 	if err != nil {
 		t.Fatal(err)
