@@ -37,6 +37,8 @@ type Reloader struct {
 	Probe func(ctx context.Context, s *Snapshot)
 	// Debounce groups the burst of events one edit makes; 0 means 200 ms.
 	Debounce time.Duration
+	// DiscoveryTimeout bounds the discovery of changed rules before a swap; 0 means 10 s.
+	DiscoveryTimeout time.Duration
 
 	mu       sync.Mutex // serialises reloads
 	digest   [32]byte   // of the file the current snapshot came from
@@ -104,6 +106,13 @@ func (r *Reloader) startDiscovery(ctx context.Context, s *Snapshot) {
 		}
 		s.Discoverer.Run(dctx, r.Relist)
 	}()
+}
+
+func (r *Reloader) discoveryTimeout() time.Duration {
+	if r.DiscoveryTimeout > 0 {
+		return r.DiscoveryTimeout
+	}
+	return 10 * time.Second
 }
 
 // Run reloads on SIGHUP and on changes of File's directory until ctx ends.
@@ -177,6 +186,13 @@ func (r *Reloader) Reload(ctx context.Context, force bool) error {
 	if r.Probe != nil {
 		r.Probe(ctx, next)
 	}
+	// Discover edited and new rules before serving them; bounded, since a backend that is
+	// down must not hold a reload forever (their metrics then appear with the next pass).
+	dctx, cancel := context.WithTimeout(ctx, r.discoveryTimeout())
+	if err := next.DiscoverChanged(dctx); err != nil {
+		klog.ErrorS(err, "Discovery of the new config's changed rules is incomplete; it retries every --metrics-relist-interval")
+	}
+	cancel()
 	r.Holder.swap(next)
 	r.digest = digest
 	r.startDiscovery(ctx, next)

@@ -284,3 +284,25 @@ func TestReadersDuringReloads(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// A metric whose rule was edited is served by the new rule the moment the new snapshot
+// serves: the edited rule is discovered before the swap, not after.
+func TestEditedRulesAreServedWithoutAGap(t *testing.T) {
+	prom := promtest.New(t, promtest.Series("queue_depth", "queue", "a"))
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	replaceFile(t, file, queueRule)
+	r := newReloader(t, file, prom)
+	eventually(t, "queue_depth discovered", func() bool { return served(r, "queue_depth") })
+	edited := strings.Replace(queueRule, "max(", "sum(", 1)
+	replaceFile(t, file, edited)
+	if err := r.Reload(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := r.Holder.Load().Registry.External("queue_depth")
+	if !ok {
+		t.Fatal("queue_depth is not served right after its rule was edited")
+	}
+	if !strings.HasPrefix(m.Rule.Spec.MetricsQuery, "sum(") {
+		t.Errorf("queue_depth is served by %q, want the edited rule", m.Rule.Spec.MetricsQuery)
+	}
+}
