@@ -14,18 +14,32 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/prometheus/common/model"
 )
 
 // QueryData is what a query template sees. Field names are prometheus-adapter's (plus Window).
+//
+// Names are given raw; what a template prints is valid PromQL for Prometheus 3, whose metric
+// and label names may be any UTF-8 (OpenTelemetry's http.server.request.duration, k8s.pod.name).
+// Legacy names ([a-zA-Z_:][a-zA-Z0-9_:]* for metrics, the same without colons for labels)
+// print as they are, so queries over them are byte for byte what they were before UTF-8.
 type QueryData struct {
-	// Series is the series (metric) name.
+	// Series is the series (metric) name. A template prints a legacy name as is. It prints any
+	// other name as a __name__ matcher, which PromQL has no bare form for (see
+	// ParseQueryTemplate): `<<.Series>>{<<.LabelMatchers>>}` becomes
+	// `{__name__="http.server.requests",namespace="shop"}` and `rate(<<.Series>>[2m])` becomes
+	// `rate({__name__="http.server.requests"}[2m])`.
 	Series string
-	// LabelMatchers is a comma-separated list of escaped PromQL matchers. It is never empty for
-	// custom and resource queries; for a cluster-wide external rule without a selector it is.
+	// LabelMatchers is a comma-separated list of escaped PromQL matchers (see Matcher.String).
+	// It is never empty for custom and resource queries; for a cluster-wide external rule
+	// without a selector it is.
 	LabelMatchers string
-	// GroupBy is a comma-separated list of label names to aggregate by; may be empty.
+	// GroupBy is a comma-separated list of label names to aggregate by; may be empty. Callers
+	// fill it raw, as GroupBySlice joined by ","; Render quotes each name that is not a legacy
+	// label name (see LabelName), so `by (<<.GroupBy>>)` renders `by ("k8s.pod.name")`.
 	GroupBy string
-	// GroupBySlice is GroupBy as a slice.
+	// GroupBySlice is GroupBy as a slice, each name rendered the same way.
 	GroupBySlice []string
 	// LabelValuesByName maps a label to the values asked for (the namespace, the object
 	// names, and each metric-selector label's values), as prometheus-adapter builds it: the
@@ -53,11 +67,16 @@ type QueryTemplate struct {
 }
 
 // ParseQueryTemplate parses src with << >> delimiters and checks it renders with sample data.
+//
+// It binds each <<.Series>> action to where it stands (see bindSeries), so that a series name
+// that is not a legacy metric name still renders valid PromQL: a template reads the name as
+// a bare identifier, which such a name cannot be.
 func ParseQueryTemplate(name, src string) (*QueryTemplate, error) {
 	t, err := template.New(name).Delims("<<", ">>").Option("missingkey=error").Parse(src)
 	if err != nil {
 		return nil, err
 	}
+	t.Funcs(bindSeries(t))
 	q := &QueryTemplate{src: src, tmpl: t, groups: usesField(t, "GroupBy") || usesField(t, "GroupBySlice"),
 		matchers: usesField(t, "LabelMatchers"), valueKeys: valuesKeys(t)}
 	// The sample has every .LabelValuesByName key the template names, so that the field
@@ -85,8 +104,11 @@ func (q *QueryTemplate) Groups() bool { return q.groups }
 // matchers) or reads label's entry of .LabelValuesByName by name.
 func (q *QueryTemplate) Restricts(label string) bool { return q.matchers || q.valueKeys[label] }
 
-// Render executes the template.
+// Render executes the template. It quotes the label names of d.GroupBy and d.GroupBySlice
+// that are not legacy label names (d.GroupBy only when it is d.GroupBySlice joined by ",",
+// as every caller fills it).
 func (q *QueryTemplate) Render(d QueryData) (string, error) {
+	d.GroupBy, d.GroupBySlice = renderLabelList(d.GroupBy, d.GroupBySlice)
 	var b bytes.Buffer
 	if err := q.tmpl.Execute(&b, d); err != nil {
 		return "", err
@@ -106,6 +128,15 @@ func usesField(t *template.Template, field string) bool {
 
 // walkTemplate calls visit for every node of t's trees, parents before children.
 func walkTemplate(t *template.Template, visit func(parse.Node)) {
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			walkTree(tt.Tree.Root, visit)
+		}
+	}
+}
+
+// walkTree calls visit for root and every node under it, parents before children.
+func walkTree(root parse.Node, visit func(parse.Node)) {
 	var walk func(n parse.Node)
 	walk = func(n parse.Node) {
 		if n == nil {
@@ -147,11 +178,7 @@ func walkTemplate(t *template.Template, visit func(parse.Node)) {
 			walk(n.ElseList)
 		}
 	}
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
-			walk(tt.Tree.Root)
-		}
-	}
+	walk(root)
 }
 
 // MatchOp is a PromQL label matching operator.
@@ -171,11 +198,41 @@ type Matcher struct {
 	Value string
 }
 
-// String renders the matcher with the value as a PromQL double-quoted string literal.
-// strconv.Quote emits exactly the escapes PromQL's lexer accepts (\" \\ \n \xNN \uNNNN …),
-// so no value can close the string early.
+// String renders the matcher with the value as a PromQL double-quoted string literal, and the
+// name as LabelName does (`"k8s.pod.name"=~"a|b"`, `pod="a"`). strconv.Quote emits exactly the
+// escapes PromQL's lexer accepts (\" \\ \n \xNN \uNNNN …), so neither a value nor a name can
+// close its string early.
 func (m Matcher) String() string {
-	return m.Name + string(m.Op) + strconv.Quote(m.Value)
+	return LabelName(m.Name) + string(m.Op) + strconv.Quote(m.Value)
+}
+
+// LabelName renders a label name for PromQL: a legacy label name as is, any other name as a
+// double-quoted string, which Prometheus 3 reads as a UTF-8 label name in matchers
+// (`"k8s.pod.name"="x"`) and in by/without lists (`by ("k8s.pod.name")`). Prometheus 2 and
+// backends without UTF-8 names refuse the quoted form with a parse error: such a name cannot
+// be selected there in any form, so the query fails rather than matching something else.
+func LabelName(name string) string {
+	if model.LegacyValidation.IsValidLabelName(name) {
+		return name
+	}
+	return strconv.Quote(name)
+}
+
+// renderLabelList applies LabelName to a GroupBy list and its slice. Without a name to quote
+// it returns both unchanged; else a new slice, and groupBy rebuilt from it when it was the
+// slice joined by "," (otherwise groupBy cannot be split safely and is left as given).
+func renderLabelList(groupBy string, names []string) (string, []string) {
+	if !slices.ContainsFunc(names, func(n string) bool { return LabelName(n) != n }) {
+		return groupBy, names
+	}
+	rendered := make([]string, len(names))
+	for i, n := range names {
+		rendered[i] = LabelName(n)
+	}
+	if groupBy == strings.Join(names, ",") {
+		groupBy = strings.Join(rendered, ",")
+	}
+	return groupBy, rendered
 }
 
 // JoinMatchers renders matchers comma-separated, in the given order.
@@ -208,10 +265,10 @@ func LabelValues(values []string) string {
 	return q[1 : len(q)-1]
 }
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-// ValidLabelName reports whether s may be used as a Prometheus label name in a query.
-func ValidLabelName(s string) bool { return labelNameRE.MatchString(s) }
+// ValidLabelName reports whether s is a legacy Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*),
+// which every backend reads unquoted. Names a request brings (metric selector keys) must be
+// such names; names from the config may be any UTF-8 and are quoted as needed (LabelName).
+func ValidLabelName(s string) bool { return model.LegacyValidation.IsValidLabelName(s) }
 
 // valuesKeys returns the keys a template reads from .LabelValuesByName by a constant name:
 // `index .LabelValuesByName "x"` and `.LabelValuesByName.x`.
@@ -247,4 +304,146 @@ func valuesKeys(t *template.Template) map[string]bool {
 		}
 	})
 	return keys
+}
+
+// bindSeries rewrites each action of t that prints the series name alone (<<.Series>> or
+// <<$.Series>>) into a call of a function bound to the text around it, and returns those
+// functions for t.Funcs. html/template rewrites its templates' pipelines in the same way.
+//
+// A legacy series name renders exactly as before. Any other name renders by where the action
+// stands, decided from the template text right before and after it:
+//
+//   - after a quote (`__name__="<<.Series>>"`): escaped for that string literal;
+//   - as a metric name, followed by `{` (after an optional name suffix such as `_bucket`, and
+//     blanks): the action also consumes that text, and `<<.Series>>_bucket{` renders
+//     `{__name__="http.server.duration_bucket",`, so the template's own matchers follow inside
+//     the same braces (PromQL allows the trailing comma when there are none);
+//   - as a metric name, followed by anything else (`rate(<<.Series>>[2m])`, `<<.Series>>)`):
+//     `{__name__="http.server.requests"}`, with any name suffix inside the matcher;
+//   - right after a name character or `{` or a backquote (`x_<<.Series>>`, `{<<.Series>>`):
+//     not rewritten; it prints the name raw, as before, since no rendering fits every such
+//     template.
+//
+// The __name__ matcher, rather than Prometheus 3's `{"name"}`, works on every backend that can
+// store the name (VictoriaMetrics has no quoted-name form).
+func bindSeries(t *template.Template) template.FuncMap {
+	funcs := template.FuncMap{}
+	bind := func(tree *parse.Tree, a *parse.ActionNode, f func(series string) string) {
+		name := "promadapter_series_" + strconv.Itoa(len(funcs))
+		funcs[name] = f
+		cmd := a.Pipe.Cmds[0]
+		cmd.Args = []parse.Node{parse.NewIdentifier(name).SetTree(tree).SetPos(cmd.Pos), cmd.Args[0]}
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree == nil {
+			continue
+		}
+		tree := tt.Tree
+		walkTree(tree.Root, func(n parse.Node) {
+			l, ok := n.(*parse.ListNode)
+			if !ok || l == nil {
+				return
+			}
+			for i, n := range l.Nodes {
+				a, ok := n.(*parse.ActionNode)
+				if !ok || !printsSeries(a.Pipe) {
+					continue
+				}
+				var prev, next *parse.TextNode
+				if i > 0 {
+					prev, _ = l.Nodes[i-1].(*parse.TextNode)
+				}
+				if i+1 < len(l.Nodes) {
+					next, _ = l.Nodes[i+1].(*parse.TextNode)
+				}
+				before := byte(' ')
+				if prev != nil && len(prev.Text) > 0 {
+					before = prev.Text[len(prev.Text)-1]
+				}
+				switch {
+				case before == '"' || before == '\'':
+					quote := before
+					bind(tree, a, func(series string) string { return stringBody(series, quote) })
+				case isMetricNameByte(before) || before == '{' || before == '`':
+					// Left as written.
+				default:
+					var after []byte
+					if next != nil {
+						after = next.Text
+					}
+					suffix, consumed, open := selectorTail(after)
+					if next != nil {
+						next.Text = next.Text[len(consumed):]
+					}
+					bind(tree, a, func(series string) string { return seriesSelector(series, suffix, consumed, open) })
+				}
+			}
+		})
+	}
+	return funcs
+}
+
+// printsSeries reports whether p is exactly .Series or $.Series, printed.
+func printsSeries(p *parse.PipeNode) bool {
+	if p == nil || len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	switch n := p.Cmds[0].Args[0].(type) {
+	case *parse.FieldNode:
+		return slices.Equal(n.Ident, []string{"Series"})
+	case *parse.VariableNode:
+		return slices.Equal(n.Ident, []string{"$", "Series"})
+	}
+	return false
+}
+
+// isMetricNameByte reports whether c may continue a legacy metric name.
+func isMetricNameByte(c byte) bool {
+	return c == '_' || c == ':' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
+
+// selectorTail reads the text after a <<.Series>> that stands as a metric name: the name
+// characters continuing it (suffix), and whether a `{` follows them, possibly after blanks
+// (open). consumed is the text the series function prints in their place: the suffix, and
+// through the `{` when open.
+func selectorTail(after []byte) (suffix, consumed string, open bool) {
+	i := 0
+	for i < len(after) && isMetricNameByte(after[i]) {
+		i++
+	}
+	suffix = string(after[:i])
+	j := i
+	for j < len(after) && (after[j] == ' ' || after[j] == '\t') {
+		j++
+	}
+	if j < len(after) && after[j] == '{' {
+		return suffix, string(after[:j+1]), true
+	}
+	return suffix, suffix, false
+}
+
+// seriesSelector renders a series name standing as a metric name: series+consumed when that
+// is a legacy name (or series is empty, as in resource rules), else a __name__ matcher on
+// series+suffix that opens the braces (open) or is a whole selector.
+func seriesSelector(series, suffix, consumed string, open bool) string {
+	name := series + suffix
+	if series == "" || model.LegacyValidation.IsValidMetricName(name) {
+		return series + consumed
+	}
+	m := Matcher{Name: model.MetricNameLabel, Op: OpEqual, Value: name}.String()
+	if open {
+		return "{" + m + ","
+	}
+	return "{" + m + "}"
+}
+
+// stringBody escapes s as the body of a PromQL string literal quoted by quote (" or '). A
+// legacy name needs no escape and comes back unchanged.
+func stringBody(s string, quote byte) string {
+	q := strconv.Quote(s)
+	body := q[1 : len(q)-1]
+	if quote == '\'' {
+		body = strings.ReplaceAll(strings.ReplaceAll(body, `\"`, `"`), `'`, `\'`)
+	}
+	return body
 }

@@ -10,6 +10,8 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/promadapter/promadapter/pkg/config"
 )
 
@@ -155,7 +157,7 @@ func (rm *ResourceMapper) ResourceForLabel(label string) (schema.GroupResource, 
 
 // LabelForResource returns the label that names gr: an override when one maps to it (when
 // several do, the one preferredLabel chooses), else the template rendered with the singular
-// resource name.
+// resource name. The label is raw: it may be any UTF-8 name, which queries quote (LabelName).
 func (rm *ResourceMapper) LabelForResource(gr schema.GroupResource) (string, bool) {
 	label, found := rm.labels[gr]
 	if len(rm.pendingLabels) > 0 {
@@ -184,7 +186,9 @@ func (rm *ResourceMapper) LabelForResource(gr schema.GroupResource) (string, boo
 		return "", false
 	}
 	label = b.String()
-	if !ValidLabelName(label) {
+	// Prometheus 3 takes any UTF-8 label name (a template such as k8s.<<.Resource>>.name names
+	// OpenTelemetry's k8s.pod.name); queries quote the names that need it (LabelName).
+	if !model.UTF8Validation.IsValidLabelName(label) {
 		return "", false
 	}
 	return label, true

@@ -23,10 +23,13 @@ func invalidSelector(format string, args ...any) error {
 }
 
 // SelectorMatchers converts a Kubernetes label selector (an HPA's metric selector or a
-// metricLabelSelector) into PromQL matchers. Keys must be valid Prometheus label names and
-// values valid Kubernetes label values (what the apiserver's selector parser admits):
-// anything else is rejected, wrapped in ErrInvalidSelector, rather than mangled. Values are
-// matched literally: `in` becomes a regex of regex-escaped values, never a pass-through.
+// metricLabelSelector) into PromQL matchers. Keys must be legacy Prometheus label names
+// (ValidLabelName) and values valid Kubernetes label values (what the apiserver's selector
+// parser admits): anything else is rejected, wrapped in ErrInvalidSelector, rather than
+// mangled. Values are matched literally: `in` becomes a regex of regex-escaped values, never
+// a pass-through. Keys stay legacy even though rules may name UTF-8 labels: a key such as
+// app.kubernetes.io/name keeps its clear 400 instead of becoming a quoted label name that
+// Prometheus 2 cannot parse.
 func SelectorMatchers(sel labels.Selector) ([]Matcher, error) {
 	ms, _, err := selectorParts(sel)
 	return ms, err

@@ -43,7 +43,12 @@ type Reloader struct {
 	mu       sync.Mutex // serialises reloads
 	digest   [32]byte   // of the file the current snapshot came from
 	stopDisc context.CancelFunc
+	// watching is closed once Run watches the file and SIGHUP (made by Init).
+	watching chan struct{}
 }
+
+// Watching is closed once Run has set up its watches: changes after that are seen.
+func (r *Reloader) Watching() <-chan struct{} { return r.watching }
 
 // Loaded is a config read from File, not yet built.
 type Loaded struct {
@@ -72,6 +77,7 @@ func (r *Reloader) Init(ctx context.Context, first Loaded) error {
 	}
 	r.Holder = NewHolder(s)
 	r.digest = first.digest
+	r.watching = make(chan struct{})
 	r.startDiscovery(ctx, s)
 	reloadMetrics.success.Set(1)
 	reloadMetrics.timestamp.Set(float64(time.Now().Unix()))
@@ -133,6 +139,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		}
 		events, errs = w.Events, w.Errors
 	}
+	close(r.watching)
 	debounce := r.Debounce
 	if debounce <= 0 {
 		debounce = 200 * time.Millisecond

@@ -109,6 +109,7 @@ func newReloader(t *testing.T, file string, prom *promtest.Server) *Reloader {
 		t.Fatal(err)
 	}
 	go func() { _ = r.Run(ctx) }()
+	<-r.Watching()
 	return r
 }
 
@@ -230,7 +231,6 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 	r := newReloader(t, file, prom)
 	before := r.Holder.Load()
-	time.Sleep(50 * time.Millisecond) // Run's signal.Notify must be in place
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
