@@ -213,7 +213,7 @@ func New(opts Options) (*Client, error) {
 		params[k] = append([]string(nil), vs...)
 	}
 	urlParams := u.Query()
-	opts.Kind.defaultParameters(params, func(p string) bool { return params.Has(p) || urlParams.Has(p) }, opts.AllowPartial)
+	opts.Kind.defaultParameters(params, func(p string) bool { return params.Has(p) || urlParams.Has(p) })
 	httpClient := &http.Client{Transport: t.rt}
 	return &Client{
 		name:   name,

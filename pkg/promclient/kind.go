@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -19,10 +18,11 @@ const (
 	// and serves the API under a path of their own (Grafana Cloud's /api/prom) are this kind too.
 	KindPrometheus Kind = "prometheus"
 	// KindThanos is a Thanos Querier (or Query Frontend). Every request asks for deduplicated
-	// series (dedup=true) and says whether a partial answer is acceptable (partial_response,
-	// from Options.AllowPartial), unless the URL or Options.QueryParameters set them. Without
-	// partial responses, a store that is down fails the call (CauseServer) instead of
-	// answering with warnings (CausePartial): both are a 503 for the API's clients.
+	// series (dedup=true) and for partial responses (partial_response=true), unless the URL or
+	// Options.QueryParameters set them. Partial responses are asked for so that a store that is
+	// down shows as what it is: Thanos then answers with warnings, which the client refuses as
+	// CausePartial ("partial answer", 503) unless Options.AllowPartial, and counts. Without
+	// them Thanos fails the whole query with a 422 that reads like a broken server.
 	KindThanos Kind = "thanos"
 	// KindCortex is Cortex: its API is under /prometheus, and every request needs a tenant
 	// (X-Scope-OrgID unless Options.Tenant says otherwise).
@@ -91,17 +91,17 @@ func (k Kind) apiBase(u *url.URL) *url.URL {
 
 // defaultParameters adds to params what the kind sends with every request, unless configured
 // already (in the URL or Options.QueryParameters: the explicit choice wins).
-func (k Kind) defaultParameters(params url.Values, configured func(name string) bool, allowPartial bool) {
+func (k Kind) defaultParameters(params url.Values, configured func(name string) bool) {
 	if k != KindThanos {
 		return
 	}
 	// Without dedup=true Thanos returns one series per replica of an HA pair, and the adapter
-	// would add them up; partial_response=false makes a store that is down an error rather
-	// than a silently smaller sum (the adapter also refuses answers with warnings).
+	// would add them up. partial_response=true: see KindThanos; a partial answer is refused
+	// by checkWarnings unless allowed, so it never becomes a silently smaller sum.
 	if !configured("dedup") {
 		params.Set("dedup", "true")
 	}
 	if !configured("partial_response") {
-		params.Set("partial_response", strconv.FormatBool(allowPartial))
+		params.Set("partial_response", "true")
 	}
 }

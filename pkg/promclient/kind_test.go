@@ -102,10 +102,10 @@ func TestEachKindSendsWhatItsBackendNeedsOnEveryCall(t *testing.T) {
 			want:   url.Values{},
 		},
 		{
-			name:   "Thanos gets deduplication and no partial responses",
+			name:   "Thanos gets deduplication and partial responses, which the client refuses unless allowed",
 			opts:   promclient.Options{Kind: promclient.KindThanos},
 			params: []string{"dedup", "partial_response"},
-			want:   url.Values{"dedup": {"true"}, "partial_response": {"false"}},
+			want:   url.Values{"dedup": {"true"}, "partial_response": {"true"}},
 		},
 		{
 			name:   "Thanos gets partial responses when partial answers are allowed",
@@ -124,7 +124,7 @@ func TestEachKindSendsWhatItsBackendNeedsOnEveryCall(t *testing.T) {
 			name:   "a Thanos parameter in the URL is kept and not doubled",
 			opts:   promclient.Options{Kind: promclient.KindThanos, URL: "/?dedup=false"},
 			params: []string{"dedup", "partial_response"},
-			want:   url.Values{"dedup": {"false"}, "partial_response": {"false"}},
+			want:   url.Values{"dedup": {"false"}, "partial_response": {"true"}},
 		},
 		{
 			name:       "Mimir is asked under /prometheus with the tenant in X-Scope-OrgID",

@@ -20,6 +20,9 @@ type Bins struct {
 	Kubectl               string
 	// Prometheus holds one installation per major version, keyed "2" and "3".
 	Prometheus map[string]PromBins
+	// Thanos is the thanos binary (sidecar and querier) deps.sh builds. FindBins sets the path
+	// without requiring the file: only StartThanos needs it, and it reports its absence.
+	Thanos string
 }
 
 // PromBins is one Prometheus installation.
@@ -33,9 +36,10 @@ type PromBins struct {
 // Versions of the binaries test/tools/deps.sh builds. The script reads the same environment
 // variables with the same defaults; keep the two in step.
 var (
-	kubeVersion  = envOr("KUBE_VERSION", "v1.34.2")
-	etcdVersion  = envOr("ETCD_VERSION", "v3.6.5")
-	prom3Version = envOr("PROM3_VERSION", "v0.309.1") // the Go module version of Prometheus 3.9.1
+	kubeVersion   = envOr("KUBE_VERSION", "v1.34.2")
+	etcdVersion   = envOr("ETCD_VERSION", "v3.6.5")
+	prom3Version  = envOr("PROM3_VERSION", "v0.309.1") // the Go module version of Prometheus 3.9.1
+	thanosVersion = envOr("THANOS_VERSION", "v0.42.4")
 )
 
 // Prometheus 2.x and kubectl come from the machine's packages.
@@ -48,7 +52,8 @@ const (
 // FindBins locates every binary the test bed needs: it asks test/tools/deps.sh for its cache
 // directory (without building anything) and checks each binary is there. kubectl is the machine's
 // /usr/bin/kubectl when present, else the one deps.sh built. The error lists what is missing and
-// says to run test/tools/deps.sh.
+// says to run test/tools/deps.sh. The thanos binary is located but not required here (see
+// Bins.Thanos), so tests that do not run Thanos work without it.
 func FindBins() (Bins, error) {
 	script, err := depsScript()
 	if err != nil {
@@ -78,6 +83,7 @@ func FindBins() (Bins, error) {
 				Promtool:   filepath.Join(dir, "promtool-"+prom3Version),
 			},
 		},
+		Thanos: filepath.Join(dir, "thanos-"+thanosVersion+"-slicelabels"), // deps.sh: built with Thanos' release tags
 	}
 
 	var missing []string

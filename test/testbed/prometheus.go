@@ -42,6 +42,10 @@ type PrometheusOptions struct {
 	ScrapeTargets []string
 	// ScrapeInterval is the scrape and evaluation interval; 1 s when zero.
 	ScrapeInterval time.Duration
+	// ExternalLabels are written to global.external_labels: Prometheus attaches them to what it
+	// sends out, and a Thanos sidecar serves them as the labels of every series (it refuses a
+	// Prometheus without any).
+	ExternalLabels map[string]string
 	// ExtraArgs are appended to Prometheus' command line.
 	ExtraArgs []string
 	// StartTimeout bounds the wait for /-/ready; 90 s when zero. The context can only shorten it.
@@ -107,7 +111,7 @@ func (p *Prometheus) start(ctx context.Context, prom PromBins, opts PrometheusOp
 	if interval <= 0 {
 		interval = time.Second
 	}
-	config, err := prometheusConfig(interval, opts.ScrapeTargets)
+	config, err := prometheusConfigWithLabels(interval, opts.ScrapeTargets, opts.ExternalLabels)
 	if err != nil {
 		return fmt.Errorf("%s: %w", component, err)
 	}
@@ -154,8 +158,15 @@ func (p *Prometheus) start(ctx context.Context, prom PromBins, opts PrometheusOp
 	}.wait(ctx, httpCheck(newHTTPClient(nil), p.URL+"/-/ready", func(string) bool { return true }))
 }
 
-// prometheusConfig renders a configuration scraping targets (if any) every interval.
+// prometheusConfig renders a configuration scraping targets (if any) every interval, without
+// external labels.
 func prometheusConfig(interval time.Duration, targets []string) ([]byte, error) {
+	return prometheusConfigWithLabels(interval, targets, nil)
+}
+
+// prometheusConfigWithLabels is prometheusConfig with global.external_labels (omitted when
+// empty; yaml writes the keys sorted).
+func prometheusConfigWithLabels(interval time.Duration, targets []string, externalLabels map[string]string) ([]byte, error) {
 	type staticConfig struct {
 		Targets []string `yaml:"targets"`
 	}
@@ -164,9 +175,10 @@ func prometheusConfig(interval time.Duration, targets []string) ([]byte, error) 
 		StaticConfigs []staticConfig `yaml:"static_configs"`
 	}
 	type globalConfig struct {
-		ScrapeInterval     string `yaml:"scrape_interval"`
-		ScrapeTimeout      string `yaml:"scrape_timeout"`
-		EvaluationInterval string `yaml:"evaluation_interval"`
+		ScrapeInterval     string            `yaml:"scrape_interval"`
+		ScrapeTimeout      string            `yaml:"scrape_timeout"`
+		EvaluationInterval string            `yaml:"evaluation_interval"`
+		ExternalLabels     map[string]string `yaml:"external_labels,omitempty"`
 	}
 	config := struct {
 		Global        globalConfig   `yaml:"global"`
@@ -176,6 +188,7 @@ func prometheusConfig(interval time.Duration, targets []string) ([]byte, error) 
 			ScrapeInterval:     promDuration(interval),
 			ScrapeTimeout:      promDuration(interval),
 			EvaluationInterval: promDuration(interval),
+			ExternalLabels:     externalLabels,
 		},
 	}
 	if len(targets) > 0 {

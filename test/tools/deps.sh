@@ -115,9 +115,13 @@ build_prom3() {
 }
 
 # build_thanos builds the thanos binary (querier and sidecar) from its module. Its go.mod carries
-# replace directives a wrapper module would ignore, so it is built inside a copy of its own tree.
+# replace directives a wrapper module would ignore, so it is built inside a copy of its own tree,
+# with the build tags of Thanos' own release (.promu.yml): without slicelabels its gRPC codec
+# panics on the first series call. The tags are in the cached name, so a binary built without
+# them is never reused.
+THANOS_BIN="thanos-$THANOS_VERSION-slicelabels"
 build_thanos() {
-  [[ -x "$BIN/thanos-$THANOS_VERSION" ]] && return 0
+  [[ -x "$BIN/$THANOS_BIN" ]] && return 0
   log "building Thanos $THANOS_VERSION from its Go module (~10 min)"
   go mod download "github.com/thanos-io/thanos@$THANOS_VERSION"
   local src
@@ -127,8 +131,8 @@ build_thanos() {
   cp -r "$src/." "$dir/"; chmod -R u+w "$dir"
   (
     cd "$dir"
-    go build -trimpath -ldflags="-s -w" -o "$BIN/thanos-$THANOS_VERSION.tmp" ./cmd/thanos
-    mv "$BIN/thanos-$THANOS_VERSION.tmp" "$BIN/thanos-$THANOS_VERSION"
+    go build -trimpath -tags netgo,slicelabels -ldflags="-s -w" -o "$BIN/$THANOS_BIN.tmp" ./cmd/thanos
+    mv "$BIN/$THANOS_BIN.tmp" "$BIN/$THANOS_BIN"
   )
   rm -rf "$dir"
 }
