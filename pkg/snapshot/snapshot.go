@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -77,6 +78,11 @@ func (b *Builder) Build(cfg *config.Config, prev *Snapshot) (*Snapshot, error) {
 	}
 	if s.External, err = naming.CompileRules(naming.KindExternal, cfg.ExternalRules, cfg.Source, b.Mapper); err != nil {
 		return fail(err)
+	}
+	for _, r := range append(slices.Clip(s.Custom), s.External...) {
+		if err := r.CheckRender(); err != nil {
+			return fail(err)
+		}
 	}
 	resources := b.Resources && cfg.ResourceRules != nil
 	switch {
