@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -160,33 +159,7 @@ func (s *backendsSuite) checkRate(path string) func() error {
 
 // checkQueues checks the vm external rule lists every queue of vmQueueNS once with its depth.
 func (s *backendsSuite) checkQueues() error {
-	a := s.get(vmQueuePath, "")
-	if a.Status != http.StatusOK {
-		return notOK(vmQueuePath, a)
-	}
-	var list metricValueList
-	if err := json.Unmarshal([]byte(a.Body), &list); err != nil {
-		return fmt.Errorf("%w: GET %s: decoding %q: %v", errWrong, vmQueuePath, truncateText(a.Body, 300), err)
-	}
-	var problems []string
-	seen := map[string]bool{}
-	for _, it := range list.Items {
-		q := it.MetricLabels["queue"]
-		want, ok := s.spec.QueueDepth(vmQueueNS, q)
-		if seen[q] || !ok || !near(it.Value, want) {
-			problems = append(problems, fmt.Sprintf("queue %q is %s (listed before: %v), want %v", q, it.Value.String(), seen[q], want))
-		}
-		seen[q] = true
-	}
-	for _, q := range fixture.Queues() {
-		if !seen[q] {
-			problems = append(problems, fmt.Sprintf("queue %q is missing", q))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: GET %s: %s", errWrong, vmQueuePath, strings.Join(problems, "; "))
-	}
-	return nil
+	return checkQueueAnswer(s.spec, vmQueueNS, vmQueuePath, s.get(vmQueuePath, ""))
 }
 
 // checkOthers checks the backends that stay up: the default's metrics and prom2's.

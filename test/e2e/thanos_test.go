@@ -239,24 +239,29 @@ func (e *thanosEnv) checkCustom() error {
 // checkExternal asks for every queue of thanosNamespace and checks each comes once with the
 // fixture's depth.
 func (e *thanosEnv) checkExternal() error {
-	a := e.get(thanosExternalPath)
+	return checkQueueAnswer(e.spec, thanosNamespace, thanosExternalPath, e.get(thanosExternalPath))
+}
+
+// checkQueueAnswer checks an external metric answer (a 200 with body) lists every fixture
+// queue of namespace once, with its exact depth.
+func checkQueueAnswer(spec fixture.Spec, namespace, path string, a answer) error {
 	if a.Status != http.StatusOK {
-		return notOK(thanosExternalPath, a)
+		return notOK(path, a)
 	}
 	var list metricValueList
 	if err := json.Unmarshal([]byte(a.Body), &list); err != nil {
-		return fmt.Errorf("%w: GET %s: decoding %q: %v", errWrong, thanosExternalPath, a.Body, err)
+		return fmt.Errorf("%w: GET %s: decoding %q: %v", errWrong, path, truncateText(a.Body, 300), err)
 	}
 	var problems []string
 	seen := map[string]bool{}
 	for _, it := range list.Items {
-		queue := it.MetricLabels["queue"]
-		if seen[queue] {
-			problems = append(problems, fmt.Sprintf("queue %q is listed twice", queue))
+		q := it.MetricLabels["queue"]
+		if seen[q] {
+			problems = append(problems, fmt.Sprintf("queue %q is listed twice", q))
 		}
-		seen[queue] = true
-		if want, ok := e.spec.QueueDepth(thanosNamespace, queue); !ok || !near(it.Value, want) {
-			problems = append(problems, fmt.Sprintf("queue %q is %s, want %v", queue, it.Value.String(), want))
+		seen[q] = true
+		if want, ok := spec.QueueDepth(namespace, q); !ok || !near(it.Value, want) {
+			problems = append(problems, fmt.Sprintf("queue %q is %s, want %v", q, it.Value.String(), want))
 		}
 	}
 	for _, q := range fixture.Queues() {
@@ -265,7 +270,7 @@ func (e *thanosEnv) checkExternal() error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: GET %s: %s", errWrong, thanosExternalPath, strings.Join(problems, "; "))
+		return fmt.Errorf("%w: GET %s: %s", errWrong, path, strings.Join(problems, "; "))
 	}
 	return nil
 }

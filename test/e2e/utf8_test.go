@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -221,7 +220,7 @@ func TestUTF8Names(t *testing.T) {
 			"namespaces/http.server.request_rate_all namespaced=false",
 			"pods/http.server.request_rate_all namespaced=true",
 		}
-		utf8Poll(t, 30*time.Second, "the custom metrics listing holds "+strings.Join(want, ", "), func() error {
+		pollValues(t, 30*time.Second, "the custom metrics listing holds "+strings.Join(want, ", "), func() error {
 			var list resourceList
 			if err := get("/apis/custom.metrics.k8s.io/v1beta2", &list); err != nil {
 				return err
@@ -237,7 +236,7 @@ func TestUTF8Names(t *testing.T) {
 			}
 			return nil
 		})
-		utf8Poll(t, 30*time.Second, "the external metrics listing holds http.server.request_rate_by_code", func() error {
+		pollValues(t, 30*time.Second, "the external metrics listing holds http.server.request_rate_by_code", func() error {
 			var list resourceList
 			if err := get("/apis/external.metrics.k8s.io/v1beta1", &list); err != nil {
 				return err
@@ -292,7 +291,7 @@ func TestUTF8Names(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			utf8Poll(t, 30*time.Second, fmt.Sprintf("GET %s serves %v", c.path, c.want), func() error {
+			pollValues(t, 30*time.Second, fmt.Sprintf("GET %s serves %v", c.path, c.want), func() error {
 				got, err := podValues(c.path)
 				if err != nil {
 					return err
@@ -305,7 +304,7 @@ func TestUTF8Names(t *testing.T) {
 	t.Run("a namespace object sums its pods", func(t *testing.T) {
 		path := "/apis/custom.metrics.k8s.io/v1beta2/namespaces/otel-a/metrics/http.server.request_rate"
 		want := utf8Rate("otel-a", "", "", "")
-		utf8Poll(t, 30*time.Second, fmt.Sprintf("GET %s serves %v", path, want), func() error {
+		pollValues(t, 30*time.Second, fmt.Sprintf("GET %s serves %v", path, want), func() error {
 			var list metricValueList
 			if err := get(path, &list); err != nil {
 				return err
@@ -329,7 +328,7 @@ func TestUTF8Names(t *testing.T) {
 			if c.selector != "" {
 				path += "?labelSelector=" + url.QueryEscape(c.selector)
 			}
-			utf8Poll(t, 30*time.Second, fmt.Sprintf("GET %s serves %v by code", path, c.want), func() error {
+			pollValues(t, 30*time.Second, fmt.Sprintf("GET %s serves %v by code", path, c.want), func() error {
 				var list struct {
 					Items []struct {
 						MetricLabels map[string]string `json:"metricLabels"`
@@ -351,7 +350,7 @@ func TestUTF8Names(t *testing.T) {
 }
 
 // utf8SameValues compares served values with expected ones, to the milli precision quantities
-// carry. A mismatch wraps errUTF8Wrong: the adapter answered, and wrongly.
+// carry. A mismatch wraps errWrong: the adapter answered, and wrongly.
 func utf8SameValues(got, want map[string]float64) error {
 	var wrong []string
 	for k, w := range want {
@@ -369,7 +368,7 @@ func utf8SameValues(got, want map[string]float64) error {
 		return nil
 	}
 	sort.Strings(wrong)
-	return fmt.Errorf("%w: %s", errUTF8Wrong, strings.Join(wrong, "; "))
+	return fmt.Errorf("%w: %s", errWrong, strings.Join(wrong, "; "))
 }
 
 func utf8Near(got, want float64) bool {
@@ -378,26 +377,4 @@ func utf8Near(got, want float64) bool {
 		d = -d
 	}
 	return d < 0.0005+1e-9*want
-}
-
-// errUTF8Wrong marks a wrong answer, as opposed to one not available yet.
-var errUTF8Wrong = errors.New("wrong value")
-
-// utf8Poll calls check until it returns nil, at most timeout; a wrong value fails at once.
-func utf8Poll(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if errors.Is(err, errUTF8Wrong) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not true that %s: %v", timeout, what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
