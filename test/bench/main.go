@@ -9,7 +9,9 @@
 // request latency through the aggregator and straight to the adapter, the raw PromQL time of the
 // same query, upstream queries and pod LISTs per 100 requests, the longest query sent, the
 // adapter's memory and `kubectl top` wall time. A separate phase measures discovery against
-// Prometheus servers holding 10k, 100k and 1M synthetic application series.
+// Prometheus servers holding 10k, 100k and 1M synthetic application series, and another the
+// selector request answered from each kind of backend (Prometheus 2 and 3, Thanos,
+// VictoriaMetrics) through a rule on a `backends:` entry (backends.go).
 //
 //	go run ./test/bench -sizes 1000,10000,30000 -report docs/benchmarks.md
 //	go run ./test/bench -render-only /tmp/promadapter-bench/results.json   # re-render a report
@@ -47,12 +49,15 @@ type options struct {
 	keepWorkDir     bool
 	adapterVersion  string
 	profileDir      string
+	// backendKinds and backendPods configure the backend measurement (backends.go).
+	backendKinds []string
+	backendPods  int
 }
 
 func main() {
 	klog.InitFlags(nil)
 	var o options
-	var sizes, discovery string
+	var sizes, discovery, backendKinds string
 	flag.StringVar(&sizes, "sizes", "1000,10000,30000", "cluster sizes to measure, in pods, comma-separated")
 	flag.StringVar(&discovery, "discovery-series", "10000,100000,1000000", "synthetic series counts for the discovery measurement, comma-separated; empty skips it")
 	flag.IntVar(&o.requests, "requests", 300, "sequential selector requests per latency measurement")
@@ -66,14 +71,25 @@ func main() {
 	flag.StringVar(&o.renderOnly, "render-only", "", "render the report from this results.json without measuring")
 	flag.BoolVar(&o.keepWorkDir, "keep-work-dir", false, "keep the work directory (clusters' logs and data) after the run")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the adapter's heap profile (/debug/pprof/heap) after the latency measurements of each size and cache setting into this directory")
+	flag.StringVar(&backendKinds, "backend-kinds", strings.Join(allBackendKinds, ","), "backends to serve the selector request from in turn, comma-separated, among "+strings.Join(allBackendKinds, ",")+"; empty skips the backend measurement")
+	flag.IntVar(&o.backendPods, "backend-pods", 1000, "cluster size (pods) of the backend measurement")
 	flag.StringVar(&o.adapterVersion, "adapter-version", "", "promadapter version to print in the report (default: asked from the binary)")
 	flag.Parse()
 	var err error
-	if o.sizes, err = parseCounts(sizes); err != nil || len(o.sizes) == 0 {
+	if o.sizes, err = parseCounts(sizes); err != nil {
 		fatal(fmt.Errorf("-sizes %q: give pod counts such as 1000,10000,30000 (%v)", sizes, err))
 	}
 	if o.discoverySeries, err = parseCounts(discovery); err != nil {
 		fatal(fmt.Errorf("-discovery-series %q: give series counts such as 10000,100000 (%v)", discovery, err))
+	}
+	if o.backendKinds, err = parseBackendKinds(backendKinds); err != nil {
+		fatal(fmt.Errorf("-backend-kinds %q: %w", backendKinds, err))
+	}
+	if o.backendPods <= 0 {
+		fatal(fmt.Errorf("-backend-pods %d: give a pod count such as 1000", o.backendPods))
+	}
+	if len(o.sizes) == 0 && len(o.discoverySeries) == 0 && len(o.backendKinds) == 0 && o.renderOnly == "" {
+		fatal(errors.New("-sizes, -discovery-series and -backend-kinds are all empty: nothing to measure"))
 	}
 	if o.requests < 100 {
 		fatal(fmt.Errorf("-requests %d: at least 100 are needed for a meaningful p99", o.requests))
@@ -148,7 +164,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if err := b.checkBackendBins(); err != nil {
+		return err
+	}
 	results, err := b.measure(ctx)
+	if err == nil {
+		err = b.measureBackends(ctx, results)
+	}
 	resultsPath := filepath.Join(workDir, "results.json")
 	if results != nil {
 		if werr := writeResults(resultsPath, results); werr != nil {

@@ -72,11 +72,14 @@ func renderMarkdown(r *Results, plotPath string) string {
 	p("Everything ran on the same machine: etcd, kube-apiserver, Prometheus, the adapter and the client share its CPUs.\n\n")
 	p("![Selector request latency and adapter memory by cluster size](%s)\n\n", plotPath)
 
-	renderTargets(p, r)
+	if len(r.Sizes) > 0 {
+		renderTargets(p, r)
+	}
 	for _, s := range r.Sizes {
 		renderSize(p, s, r.CachePeriod)
 	}
 	renderDiscovery(p, r.Discovery)
+	renderBackends(p, r.Backends)
 	renderReference(p)
 	return b.String()
 }

@@ -20,6 +20,8 @@ type Results struct {
 	CachePeriod Seconds           `json:"cachePeriod"`
 	Sizes       []SizeResult      `json:"sizes"`
 	Discovery   []DiscoveryResult `json:"discovery"`
+	// Backends is the selector request served from each kind of backend (-backend-kinds).
+	Backends *BackendsResult `json:"backends,omitempty"`
 }
 
 // Machine describes where the benchmark ran.
