@@ -16,6 +16,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"k8s.io/klog/v2"
 
+	"github.com/promadapter/promadapter/pkg/backend"
 	"github.com/promadapter/promadapter/pkg/config"
 )
 
@@ -62,6 +63,10 @@ func (r *Reloader) Load() (Loaded, error) {
 	data, cfg, err := r.load()
 	if err != nil {
 		return Loaded{}, err
+	}
+	// The config's backends too, offline: their mistakes are the config's.
+	if err := backend.Check(cfg.Backends); err != nil {
+		return Loaded{}, fmt.Errorf("%s: %w", cfg.Source, err)
 	}
 	return Loaded{Config: cfg, digest: sha256.Sum256(data)}, nil
 }

@@ -31,6 +31,12 @@ import (
 // config, builds the backend and planner, compiles rules against the cluster's RESTMapper,
 // installs the three API groups, starts discovery and serves.
 func Run(ctx context.Context, o *options.Options) error {
+	// The config first: a mistake in it is one clear line, before anything contacts the cluster.
+	reloader := &snapshot.Reloader{File: o.ConfigFile, Relist: o.MetricsRelistInterval, Probe: snapshot.ProbeBackends}
+	loaded, err := reloader.Load()
+	if err != nil {
+		return err
+	}
 	po, err := o.PrometheusOptions()
 	if err != nil {
 		return err
@@ -65,11 +71,7 @@ func Run(ctx context.Context, o *options.Options) error {
 		}
 		objects = provider.NewInformerObjects(meta, mapper, ctx.Done())
 	}
-	reloader := &snapshot.Reloader{File: o.ConfigFile, Builder: builder, Relist: o.MetricsRelistInterval, Probe: snapshot.ProbeBackends}
-	loaded, err := reloader.Load()
-	if err != nil {
-		return err
-	}
+	reloader.Builder = builder
 	var readyChecks []healthz.HealthChecker
 	if o.EnableResourceMetrics && loaded.Config.ResourceRules != nil {
 		inf, err := o.Adapter.Informers()
@@ -99,7 +101,13 @@ func Run(ctx context.Context, o *options.Options) error {
 		o.Adapter.WithCustomMetrics(&provider.Custom{Source: current.Providers(), Planner: plan, Mapper: mapper, Objects: objects})
 	}
 	if o.EnableExternalMetrics {
-		o.Adapter.WithExternalMetrics(&provider.External{Source: current.Providers(), Planner: plan})
+		var forward provider.ExternalForwarder // nil: no forwarding
+		if fc, on := o.ExternalForwardConfig(); on {
+			if forward, err = provider.NewForwarder(fc); err != nil {
+				return err
+			}
+		}
+		o.Adapter.WithExternalMetrics(&provider.External{Source: current.Providers(), Planner: plan, Forward: forward})
 	}
 
 	serverConfig, err := o.Adapter.Config() // built once; Server() below uses it
