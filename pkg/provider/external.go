@@ -22,13 +22,20 @@ type External struct {
 	// Source hands out the current rules and backends; a request reads one State throughout.
 	Source  Source
 	Planner *planner.Planner
+	// Forward, when set, serves the external metrics no rule serves (see forward.go).
+	Forward ExternalForwarder
 }
 
 var _ cmprovider.ExternalMetricsProvider = (*External)(nil)
 
-// ListAllExternalMetrics implements ExternalMetricsProvider.
+// ListAllExternalMetrics implements ExternalMetricsProvider: the discovered metrics, plus the
+// forward backend's when Forward is set.
 func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
-	return e.Source.Current().Registry.ListExternal()
+	own := e.Source.Current().Registry.ListExternal()
+	if e.Forward != nil {
+		return e.Forward.MergeExternalMetrics(own)
+	}
+	return own
 }
 
 // GetExternalMetric implements ExternalMetricsProvider. A namespaced rule always adds the
@@ -36,9 +43,13 @@ func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 // cluster-wide rule (resources.namespaced: false) does neither. The metric selector becomes
 // escaped label matchers. Each result series is one value carrying its labels; a value that is
 // NaN or infinite is left out; an empty result is an error unless the rule sets defaultValue.
+// A metric that no rule serves goes to Forward when it is set.
 func (e *External) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (*external_metrics.ExternalMetricValueList, error) {
 	st := e.Source.Current()
 	m, ok := st.Registry.External(info.Metric)
+	if !ok && e.Forward != nil {
+		return forwardExternal(ctx, e.Forward, st, namespace, metricSelector, info.Metric)
+	}
 	if !ok {
 		served := st.Registry.ExternalNames()
 		msg := fmt.Sprintf("external metric %q is not served", info.Metric)

@@ -17,6 +17,7 @@ import (
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
 	"github.com/promadapter/promadapter/pkg/promclient"
+	"github.com/promadapter/promadapter/pkg/provider"
 )
 
 // Options are the flags of `promadapter serve`. Flag names follow prometheus-adapter so an
@@ -55,6 +56,16 @@ type Options struct {
 	EnableResourceMetrics bool
 	EnableCustomMetrics   bool
 	EnableExternalMetrics bool
+
+	// ExternalMetricsForward* forward the external metric requests no rule serves to another
+	// server of external.metrics.k8s.io (KEDA's metrics server, for instance); off when the URL
+	// is empty.
+	ExternalMetricsForwardURL            string
+	ExternalMetricsForwardCAFile         string
+	ExternalMetricsForwardClientCertFile string
+	ExternalMetricsForwardClientKeyFile  string
+	ExternalMetricsForwardTokenFile      string
+	ExternalMetricsForwardTimeout        time.Duration
 }
 
 // New returns options with their defaults.
@@ -73,6 +84,8 @@ func New() *Options {
 		EnableResourceMetrics:    true,
 		EnableCustomMetrics:      true,
 		EnableExternalMetrics:    true,
+
+		ExternalMetricsForwardTimeout: 10 * time.Second,
 	}
 }
 
@@ -107,6 +120,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EnableResourceMetrics, "enable-resource-metrics", o.EnableResourceMetrics, "serve metrics.k8s.io (kubectl top, HPA on CPU/memory) from resourceRules")
 	fs.BoolVar(&o.EnableCustomMetrics, "enable-custom-metrics", o.EnableCustomMetrics, "serve custom.metrics.k8s.io from rules")
 	fs.BoolVar(&o.EnableExternalMetrics, "enable-external-metrics", o.EnableExternalMetrics, "serve external.metrics.k8s.io from externalRules")
+
+	fs.StringVar(&o.ExternalMetricsForwardURL, "external-metrics-forward-url", o.ExternalMetricsForwardURL, "https base URL of another server of external.metrics.k8s.io, e.g. https://keda-operator-metrics-apiserver.keda.svc:443, that answers the external metrics no externalRule serves and whose metrics are listed with the adapter's; empty (the default) forwards nothing")
+	fs.StringVar(&o.ExternalMetricsForwardCAFile, "external-metrics-forward-ca-file", o.ExternalMetricsForwardCAFile, "CA file that verifies the forward backend's serving certificate (KEDA: ca.crt of Secret keda/kedaorg-certs); empty trusts the system roots")
+	fs.StringVar(&o.ExternalMetricsForwardClientCertFile, "external-metrics-forward-client-cert-file", o.ExternalMetricsForwardClientCertFile, "client certificate for mutual TLS to the forward backend")
+	fs.StringVar(&o.ExternalMetricsForwardClientKeyFile, "external-metrics-forward-client-key-file", o.ExternalMetricsForwardClientKeyFile, "client key for mutual TLS to the forward backend")
+	fs.StringVar(&o.ExternalMetricsForwardTokenFile, "external-metrics-forward-token-file", o.ExternalMetricsForwardTokenFile, "file holding a bearer token for the forward backend, re-read on every request, e.g. /var/run/secrets/kubernetes.io/serviceaccount/token; the backend authorizes this identity, not the caller's")
+	fs.DurationVar(&o.ExternalMetricsForwardTimeout, "external-metrics-forward-timeout", o.ExternalMetricsForwardTimeout, "timeout of each request to the forward backend")
 }
 
 // Validate reports every flag problem at once, each naming the flag and the fix.
@@ -176,7 +196,66 @@ func (o *Options) Validate() []error {
 	if o.ServeStaleFor < 0 {
 		errs = append(errs, fmt.Errorf("--serve-stale-for=%s must not be negative (0 never serves a stale answer)", o.ServeStaleFor))
 	}
+	return append(errs, o.validateExternalForward()...)
+}
+
+// validateExternalForward checks the --external-metrics-forward-* flags.
+func (o *Options) validateExternalForward() []error {
+	var errs []error
+	files := []struct{ flag, path string }{
+		{"--external-metrics-forward-ca-file", o.ExternalMetricsForwardCAFile},
+		{"--external-metrics-forward-client-cert-file", o.ExternalMetricsForwardClientCertFile},
+		{"--external-metrics-forward-client-key-file", o.ExternalMetricsForwardClientKeyFile},
+		{"--external-metrics-forward-token-file", o.ExternalMetricsForwardTokenFile},
+	}
+	if o.ExternalMetricsForwardURL == "" {
+		for _, f := range files {
+			if f.path != "" {
+				errs = append(errs, fmt.Errorf("%s is set but --external-metrics-forward-url is not: set the URL of the server to forward to, or drop %s", f.flag, f.flag))
+			}
+		}
+		return errs
+	}
+	u, err := url.Parse(o.ExternalMetricsForwardURL)
+	switch {
+	case err != nil || u.Scheme != "https" || u.Host == "":
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-url=%q is not an https URL with a host: use e.g. https://keda-operator-metrics-apiserver.keda.svc:443 (the requests carry the adapter's credentials, so plain http is refused)", RedactURL(o.ExternalMetricsForwardURL)))
+	case u.User != nil:
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-url=%s holds a user or password: remove it and use --external-metrics-forward-token-file or --external-metrics-forward-client-cert-file", u.Redacted()))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-url=%s has a query or fragment: give the base URL only, e.g. https://%s", u.Redacted(), u.Host))
+	}
+	if !o.EnableExternalMetrics {
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-url needs --enable-external-metrics=true: requests are forwarded by the adapter's external.metrics.k8s.io"))
+	}
+	if (o.ExternalMetricsForwardClientCertFile == "") != (o.ExternalMetricsForwardClientKeyFile == "") {
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-client-cert-file and --external-metrics-forward-client-key-file go together: set both or neither"))
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%s: %v", f.flag, f.path, err))
+		}
+	}
+	if o.ExternalMetricsForwardTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--external-metrics-forward-timeout=%s must be positive (default 10s)", o.ExternalMetricsForwardTimeout))
+	}
 	return errs
+}
+
+// ExternalForwardConfig is the forwarder's configuration, and whether forwarding is on (an
+// --external-metrics-forward-url is set and external metrics are served).
+func (o *Options) ExternalForwardConfig() (provider.ForwardConfig, bool) {
+	if o.ExternalMetricsForwardURL == "" || !o.EnableExternalMetrics {
+		return provider.ForwardConfig{}, false
+	}
+	return provider.ForwardConfig{
+		URL: o.ExternalMetricsForwardURL, CAFile: o.ExternalMetricsForwardCAFile,
+		ClientCertFile: o.ExternalMetricsForwardClientCertFile, ClientKeyFile: o.ExternalMetricsForwardClientKeyFile,
+		TokenFile: o.ExternalMetricsForwardTokenFile, Timeout: o.ExternalMetricsForwardTimeout,
+	}, true
 }
 
 // PrometheusOptions turns the Prometheus flags into a backend configuration.
