@@ -764,10 +764,16 @@ func (s *deploySuite) testAPIServicesWithoutEndpoints(t *testing.T) {
 	t.Logf("kubectl get apiservices:\n%s", out)
 }
 
-// helm returns the helm binary ($HELM, else helm on PATH), or "" when there is none.
+// helm returns the helm binary: $HELM, else the one test/tools/deps.sh builds, else helm on
+// PATH; "" when there is none.
 func helm() string {
 	if h := os.Getenv("HELM"); h != "" {
 		return h
+	}
+	if bins, err := testbed.FindBins(); err == nil && bins.Helm != "" {
+		if _, err := os.Stat(bins.Helm); err == nil {
+			return bins.Helm
+		}
 	}
 	h, _ := exec.LookPath("helm")
 	return h
@@ -776,7 +782,7 @@ func helm() string {
 func (s *deploySuite) testHelmChart(t *testing.T) {
 	helmBin := helm()
 	if helmBin == "" {
-		t.Skip("helm is not installed (Debian has no helm package): the chart is not checked; set HELM=/path/to/helm to check it")
+		t.Skip("helm is not installed (Debian has no helm package; test/tools/deps.sh builds one): the chart is not checked; set HELM=/path/to/helm to check it")
 	}
 	version, err := s.cluster.Client.Discovery().ServerVersion()
 	if err != nil {

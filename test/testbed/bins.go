@@ -23,6 +23,9 @@ type Bins struct {
 	// Thanos is the thanos binary (sidecar and querier) deps.sh builds. FindBins sets the path
 	// without requiring the file: only StartThanos needs it, and it reports its absence.
 	Thanos string
+	// Helm is the helm binary deps.sh builds, located like Thanos: set without being required, so
+	// only the tests that render the chart need it.
+	Helm string
 }
 
 // PromBins is one Prometheus installation.
@@ -40,6 +43,7 @@ var (
 	etcdVersion   = envOr("ETCD_VERSION", "v3.6.5")
 	prom3Version  = envOr("PROM3_VERSION", "v0.309.1") // the Go module version of Prometheus 3.9.1
 	thanosVersion = envOr("THANOS_VERSION", "v0.42.4")
+	helmVersion   = envOr("HELM_VERSION", "v3.22.0")
 )
 
 // Prometheus 2.x and kubectl come from the machine's packages.
@@ -52,8 +56,8 @@ const (
 // FindBins locates every binary the test bed needs: it asks test/tools/deps.sh for its cache
 // directory (without building anything) and checks each binary is there. kubectl is the machine's
 // /usr/bin/kubectl when present, else the one deps.sh built. The error lists what is missing and
-// says to run test/tools/deps.sh. The thanos binary is located but not required here (see
-// Bins.Thanos), so tests that do not run Thanos work without it.
+// says to run test/tools/deps.sh. The thanos and helm binaries are located but not required here
+// (see Bins.Thanos and Bins.Helm), so tests that do not use them work without them.
 func FindBins() (Bins, error) {
 	script, err := depsScript()
 	if err != nil {
@@ -84,6 +88,7 @@ func FindBins() (Bins, error) {
 			},
 		},
 		Thanos: filepath.Join(dir, "thanos-"+thanosVersion+"-slicelabels"), // deps.sh: built with Thanos' release tags
+		Helm:   filepath.Join(dir, "helm-"+helmVersion),
 	}
 
 	var missing []string

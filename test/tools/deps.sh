@@ -13,6 +13,8 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
 PROM3_VERSION=${PROM3_VERSION:-v0.309.1}   # Prometheus 3.9.1 as a Go module version
 # Thanos: v0.42.5 needs Go >= 1.26.10; v0.42.4 builds with the machine's Go 1.26.8.
 THANOS_VERSION=${THANOS_VERSION:-v0.42.4}
+# Helm: v3.22.0 (go 1.26.0 in its go.mod) builds with the machine's Go 1.26.8.
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 CACHE=${PROMADAPTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promadapter}
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/build"
@@ -137,6 +139,43 @@ build_thanos() {
   rm -rf "$dir"
 }
 
+# build_helm builds helm (for `make chart-lint` and the chart tests) in a wrapper module of its own, as
+# build_etcd does, so the project's go.mod never sees Helm's dependencies. Helm's own Makefile stamps
+# the version and the Kubernetes version its client-go targets: without the latter, `helm template`
+# and `helm lint` assume Kubernetes v1.20 and refuse a chart whose kubeVersion asks for more.
+build_helm() {
+  [[ -x "$BIN/helm-$HELM_VERSION" ]] && return 0
+  local dir="$CACHE/build/helm-$HELM_VERSION"
+  mkdir -p "$dir"
+  log "building helm $HELM_VERSION (~2 min)"
+  (
+    cd "$dir"
+    if [[ ! -f go.sum ]]; then  # go.sum is written last: its absence means an unfinished set-up
+      rm -f go.mod tools.go
+      go mod init promadapter.local/helmbuild >/dev/null 2>&1
+      go mod edit -require="helm.sh/helm/v3@$HELM_VERSION"
+      cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "helm.sh/helm/v3/cmd/helm"
+GO
+      go mod tidy >/dev/null
+    fi
+    # client-go v0.M.N targets Kubernetes 1.M (as in Helm's Makefile).
+    local client_go kube_minor
+    client_go=$(go list -m -f '{{.Version}}' k8s.io/client-go)
+    kube_minor=$(cut -d. -f2 <<<"${client_go#v}")
+    local pkg=helm.sh/helm/v3
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X $pkg/internal/version.version=$HELM_VERSION \
+-X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube_minor \
+-X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$kube_minor" \
+      -o "$BIN/helm-$HELM_VERSION.tmp" "$pkg/cmd/helm"
+    mv "$BIN/helm-$HELM_VERSION.tmp" "$BIN/helm-$HELM_VERSION"
+  )
+}
+
 install_victoriametrics() {
   [[ -x /usr/bin/victoria-metrics ]] && return 0
   log "installing VictoriaMetrics (single node) from Debian"
@@ -159,12 +198,28 @@ install_prom2() {
   if [[ -x /etc/init.d/prometheus ]]; then (/etc/init.d/prometheus stop >/dev/null 2>&1 || true); fi
 }
 
+# install_qemu_user installs Debian's user-mode emulators, with which the end-to-end tests run the
+# arm64 and riscv64 binaries of `make images` (test/e2e/images_test.go calls qemu-<arch>-static
+# directly, so binfmt_misc registration is not needed, but binfmt-support provides it for those who
+# want to run foreign binaries by name).
+# (ca-certificates too: `make images` puts the machine's CA bundle in the images.)
+install_qemu_user() {
+  if [[ -x /usr/bin/qemu-aarch64-static && -x /usr/bin/qemu-riscv64-static && -x /usr/sbin/update-binfmts &&
+        -f /etc/ssl/certs/ca-certificates.crt ]]; then return 0; fi
+  log "installing qemu-user-static, binfmt-support and ca-certificates from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support ca-certificates >/dev/null
+}
+
 install_prom2
 build_etcd
 build_kube
 build_prom3
 build_thanos
+build_helm
 install_victoriametrics
+install_qemu_user
 # kubectl: the machine's own is fine; otherwise the one just built.
 if ! command -v kubectl >/dev/null 2>&1; then ln -sf "$BIN/kubectl-$KUBE_VERSION" "$BIN/kubectl"; fi
 log "all test binaries present in $BIN"
