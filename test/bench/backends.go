@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/promadapter/promadapter/pkg/config"
+	"github.com/promadapter/promadapter/test/fixture"
 	"github.com/promadapter/promadapter/test/testbed"
 )
 
@@ -584,7 +585,7 @@ func openMetricsToPromText(dst io.Writer, src io.Reader) error {
 		if cut < 0 {
 			return fmt.Errorf("openmetrics sample line without timestamp: %q", line)
 		}
-		ms, err := secondsToMillis(line[cut+1:])
+		ms, err := fixture.SecondsToMillis(line[cut+1:])
 		if err != nil {
 			return fmt.Errorf("openmetrics sample line %q: %w", line, err)
 		}
@@ -596,26 +597,6 @@ func openMetricsToPromText(dst io.Writer, src io.Reader) error {
 		return err
 	}
 	return w.Flush()
-}
-
-// secondsToMillis reads a timestamp in seconds with at most three decimals ("1700000000",
-// "1700000000.5", "1700000000.125") as whole milliseconds, without going through a float.
-func secondsToMillis(s string) (int64, error) {
-	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 3 {
-		return 0, fmt.Errorf("timestamp %q has more than millisecond precision", s)
-	}
-	sec, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("timestamp %q: %w", s, err)
-	}
-	var ms int64
-	if frac != "" {
-		if ms, err = strconv.ParseInt(frac+strings.Repeat("0", 3-len(frac)), 10, 64); err != nil || ms < 0 {
-			return 0, fmt.Errorf("timestamp %q: bad fraction", s)
-		}
-	}
-	return sec*1000 + ms, nil
 }
 
 // renderBackends renders the backend table.

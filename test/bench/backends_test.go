@@ -89,27 +89,6 @@ func TestOpenMetricsToPromTextConvertsSamplesAndDropsComments(t *testing.T) {
 	})
 }
 
-func TestSecondsToMillis(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-	}{
-		{"1700000000", 1700000000000},
-		{"1700000000.5", 1700000000500},
-		{"1700000000.125", 1700000000125},
-		{"1700000000.007", 1700000000007},
-	} {
-		if got, err := secondsToMillis(tc.in); err != nil || got != tc.want {
-			t.Errorf("secondsToMillis(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{"1700000000.1234", "", "17e8", "1700000000.-5"} {
-		if got, err := secondsToMillis(bad); err == nil {
-			t.Errorf("secondsToMillis(%q) = %d, want an error", bad, got)
-		}
-	}
-}
-
 func TestVersionFromOutput(t *testing.T) {
 	tests := []struct{ name, out, want string }{
 		{"a stamped build names its release", "thanos, version 0.42.4 (branch: HEAD, revision: abc)\n  build user: x\n", "0.42.4"},

@@ -614,30 +614,7 @@ type call struct {
 // selectorCall is the selector request through client, with labelSelector (empty selects every
 // pod of the namespace), checked against want (pod name → request rate).
 func (e *sizeEnv) selectorCall(client kubernetes.Interface, selector string, want map[string]float64) call {
-	get := func(ctx context.Context) ([]byte, error) {
-		req := client.CoreV1().RESTClient().Get().AbsPath(e.selectorPath())
-		if selector != "" {
-			req = req.Param("labelSelector", selector)
-		}
-		return req.DoRaw(ctx)
-	}
-	var body []byte
-	return call{
-		do: func(ctx context.Context) error {
-			var err error
-			body, err = get(ctx)
-			return err
-		},
-		check: func() (int, error) { return checkMetricValues(body, want) },
-		once: func(ctx context.Context) error {
-			b, err := get(ctx)
-			if err != nil {
-				return err
-			}
-			_, err = checkMetricValues(b, want)
-			return err
-		},
-	}
+	return metricCall(client, e.selectorPath(), selector, want)
 }
 
 // timeCalls runs do n times back to back, timing each, and checks every answer with check (not

@@ -179,7 +179,7 @@ func (p *promTextWriter) line(line string) error {
 	if cut < 0 {
 		return fmt.Errorf("openmetrics sample line without timestamp: %q", line)
 	}
-	ms, err := secondsToMillis(line[cut+1:])
+	ms, err := fixture.SecondsToMillis(line[cut+1:])
 	if err != nil {
 		return fmt.Errorf("openmetrics sample line %q: %w", line, err)
 	}
@@ -196,53 +196,6 @@ func (p *promTextWriter) Flush() error {
 		return fmt.Errorf("openmetrics text ends inside a line: %q", p.partial)
 	}
 	return p.w.Flush()
-}
-
-// secondsToMillis reads a timestamp in seconds with at most three decimals ("1700000000",
-// "1700000000.5", "1700000000.125") as whole milliseconds, without going through a float.
-func secondsToMillis(s string) (int64, error) {
-	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 3 {
-		return 0, fmt.Errorf("timestamp %q has more than millisecond precision", s)
-	}
-	sec, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("timestamp %q: %w", s, err)
-	}
-	var ms int64
-	if frac != "" {
-		if ms, err = strconv.ParseInt(frac+strings.Repeat("0", 3-len(frac)), 10, 64); err != nil || ms < 0 {
-			return 0, fmt.Errorf("timestamp %q: bad fraction", s)
-		}
-	}
-	return sec*1000 + ms, nil
-}
-
-func TestSecondsToMillis(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-	}{
-		{"1700000000", 1700000000000},
-		{"1700000000.5", 1700000000500},
-		{"1700000000.125", 1700000000125},
-		{"1700000000.007", 1700000000007},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in+" seconds is "+strconv.FormatInt(tc.want, 10)+" ms", func(t *testing.T) {
-			got, err := secondsToMillis(tc.in)
-			if err != nil || got != tc.want {
-				t.Errorf("secondsToMillis(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
-			}
-		})
-	}
-	for _, bad := range []string{"1700000000.1234", "", "17e8", "1700000000.-5"} {
-		t.Run(fmt.Sprintf("%q is refused", bad), func(t *testing.T) {
-			if got, err := secondsToMillis(bad); err == nil {
-				t.Errorf("secondsToMillis(%q) = %d, want an error", bad, got)
-			}
-		})
-	}
 }
 
 func TestPromTextWriterConvertsSamplesAndDropsComments(t *testing.T) {
