@@ -28,7 +28,7 @@ const (
 	CauseHistogram   Cause = "histogram"   // a native histogram where a number is needed (a rule bug): 500
 	CauseBadRequest  Cause = "bad_request" // Prometheus refused a parameter the adapter set (timeout, time): 500
 	CauseTooLarge    Cause = "too_large"   // the answer exceeds --prometheus-max-answer-bytes or --prometheus-max-samples: 500
-	CauseServer      Cause = "server"      // Prometheus answered 5xx or an unusable response: 500
+	CauseServer      Cause = "server"      // Prometheus answered 5xx or an unusable response: 503 (a retry may succeed)
 	CauseConfig      Cause = "config"      // the backend's configuration cannot make the request (no tenant for Cortex or Mimir): 500
 )
 

@@ -11,9 +11,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/promadapter/promadapter/pkg/informeraccess"
 )
 
 // ObjectLister lists the names of objects of a resource that match a label selector. It is
@@ -31,6 +34,10 @@ type InformerObjects struct {
 	stop    <-chan struct{}
 	// SyncTimeout bounds the wait for a new informer's first list.
 	SyncTimeout time.Duration
+	// Refusals learns which informers the kube-apiserver refuses to serve (RBAC): a request for
+	// such a resource fails at once, naming the missing rights, rather than after SyncTimeout or
+	// with a cache that no watch keeps current.
+	Refusals *informeraccess.Refusals
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -43,6 +50,7 @@ func NewInformerObjects(client metadata.Interface, mapper apimeta.RESTMapper, st
 		factory:     metadatainformer.NewSharedInformerFactory(client, 0),
 		stop:        stop,
 		SyncTimeout: 30 * time.Second,
+		Refusals:    &informeraccess.Refusals{},
 		informers:   map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 	}
 }
@@ -68,14 +76,26 @@ func (o *InformerObjects) ListNames(ctx context.Context, gr schema.GroupResource
 		inf = o.factory.ForResource(gvr).Informer()
 		// Names and labels are all a selector needs; drop annotations and managed fields.
 		_ = inf.SetTransform(trimMetadata)
+		_ = o.Refusals.Track(gvr.GroupResource().String(), inf)
 		o.informers[gvr] = inf
 		o.factory.Start(o.stop)
 	}
 	o.mu.Unlock()
+	name := gvr.GroupResource().String()
+	if err := o.Refusals.Err(name); err != nil {
+		return nil, err
+	}
 	if !inf.HasSynced() {
-		ctx, cancel := context.WithTimeout(ctx, o.SyncTimeout)
-		defer cancel()
-		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, o.SyncTimeout, true, func(context.Context) (bool, error) {
+			if err := o.Refusals.Err(name); err != nil {
+				return false, err
+			}
+			return inf.HasSynced(), nil
+		})
+		if err != nil && !wait.Interrupted(err) {
+			return nil, err
+		}
+		if err != nil {
 			return nil, fmt.Errorf("the cache of %s objects did not sync within %s: check the adapter's RBAC allows list/watch on %s", gr, o.SyncTimeout, gr)
 		}
 	}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -202,6 +203,22 @@ func fieldDiffs(path string, a, b any) []string {
 	return []string{fmt.Sprintf("%s: %s ≠ %s", strings.TrimPrefix(path, "."), show(a), show(b))}
 }
 
+// canonicalCABundle rewrites an APIService's spec.caBundle in the form the server returns it: the
+// base64 of its bytes on one line. kustomize wraps the base64 of long Secret data (which
+// deploy/components/tls-secret copies into caBundle) at 70 columns; the server decodes both to the
+// same bytes. A caBundle that is not base64 is left as it is, so the comparison shows it.
+func canonicalCABundle(o *unstructured.Unstructured) *unstructured.Unstructured {
+	if o.GetKind() != "APIService" {
+		return o
+	}
+	if text, ok, _ := unstructured.NestedString(o.Object, "spec", "caBundle"); ok {
+		if data, err := base64.StdEncoding.DecodeString(text); err == nil { // newlines are skipped
+			_ = unstructured.SetNestedField(o.Object, base64.StdEncoding.EncodeToString(data), "spec", "caBundle")
+		}
+	}
+	return o
+}
+
 // compareInstalls checks that the kustomize and the chart renderings hold the same objects with the
 // same content once Helm's bookkeeping is set aside. Objects in onlyKustomize are expected in the
 // kustomize rendering alone; each is a documented difference.
@@ -228,7 +245,7 @@ func compareInstalls(t *testing.T, kustomized, charted []*unstructured.Unstructu
 		if _, ok := h[id]; !ok {
 			continue
 		}
-		if diffs := fieldDiffs("", withoutHelmBookkeeping(k[id]).Object, withoutHelmBookkeeping(h[id]).Object); len(diffs) > 0 {
+		if diffs := fieldDiffs("", canonicalCABundle(withoutHelmBookkeeping(k[id])).Object, canonicalCABundle(withoutHelmBookkeeping(h[id])).Object); len(diffs) > 0 {
 			t.Errorf("%s differs (kustomize ≠ chart):\n  %s\nreproduce: %s", id, strings.Join(diffs, "\n  "), reproduce)
 		}
 	}
@@ -293,32 +310,34 @@ type fileEdit struct {
 	file, old, new string
 }
 
-// editedManifests copies deploy/manifests to a new directory and applies the edits, the way the
-// comments in deploy/manifests tell a user to make a choice. An edit whose text is no longer there
-// fails the test: the documented way has drifted from the files.
-func (r *renderer) editedManifests(t *testing.T, edits []fileEdit) string {
+// editedManifests copies deploy/manifests and deploy/components to DIR/deploy, writes files (paths
+// relative to DIR, e.g. the certificate files of deploy/components/tls-secret) and applies the edits to
+// the copy of deploy/manifests, the way the comments in deploy/ tell a user to make a choice. It
+// returns the copy of deploy/manifests. An edit whose text is no longer there fails the test: the
+// documented way has drifted from the files.
+func (r *renderer) editedManifests(t *testing.T, edits []fileEdit, files map[string][]byte) string {
 	t.Helper()
-	dir := t.TempDir()
-	entries, err := os.ReadDir(r.manifests())
-	if err != nil {
-		t.Fatal(err)
+	root := t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, "deploy"), os.DirFS(filepath.Join(r.repo, "deploy"))); err != nil {
+		t.Fatalf("copying deploy/: %v", err)
 	}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(r.manifests(), e.Name()))
+	dir := filepath.Join(root, "deploy", "manifests")
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := os.WriteFile(filepath.Join(root, name), files[name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, edit := range edits {
+		path := filepath.Join(dir, edit.file)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		text := string(data)
-		for _, edit := range edits {
-			if edit.file != e.Name() {
-				continue
-			}
-			if n := strings.Count(text, edit.old); n != 1 {
-				t.Fatalf("deploy/manifests/%s holds %q %d times, want once: the documented way to make this choice no longer matches the file", edit.file, edit.old, n)
-			}
-			text = strings.Replace(text, edit.old, edit.new, 1)
+		if n := strings.Count(text, edit.old); n != 1 {
+			t.Fatalf("deploy/manifests/%s holds %q %d times, want once: the documented way to make this choice no longer matches the file", edit.file, edit.old, n)
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(strings.Replace(text, edit.old, edit.new, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -346,9 +365,30 @@ func uncomment(arg string) fileEdit {
 	return fileEdit{file: "deployment.yaml", old: "# - " + arg + "\n", new: "- " + arg + "\n"}
 }
 
+// allAPIServices are the APIServices of an install that serves every group.
+var allAPIServices = []string{"v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io", "v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"}
+
+// renderChoice is one choice made both ways: chart values, and edits of a copy of deploy/.
+type renderChoice struct {
+	name   string
+	values string
+	edits  []fileEdit
+	// files are written into the copy of deploy/ first (paths relative to its parent).
+	files map[string][]byte
+	// flag must be among the adapter's args in both renderings.
+	flag string
+	// apiServices are the APIServices both register.
+	apiServices []string
+	// onlyKustomize are objects kustomize keeps and the chart leaves out, besides the Namespace.
+	onlyKustomize []string
+	// check, when set, checks each rendering further; source names it.
+	check func(t *testing.T, source string, objects []*unstructured.Unstructured)
+}
+
 // TestRenderChoicesAgree: each choice the chart offers as a value, made the way deploy/manifests
 // documents it (kustomization.yaml and the comments in its files), installs the same objects. In
-// particular every API group can be switched off in both.
+// particular every API group can be switched off in both, and the TLS and KEDA forwarding choices
+// (tlsAndForwardChoices, in tls_render_test.go) render the same objects in both.
 func TestRenderChoicesAgree(t *testing.T) {
 	r := newRenderer(t)
 	const rules = `rules:
@@ -358,18 +398,7 @@ func TestRenderChoicesAgree(t *testing.T) {
     metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)'
 `
 	indented := "    " + strings.ReplaceAll(strings.TrimSuffix(rules, "\n"), "\n", "\n    ") + "\n"
-	allAPIServices := []string{"v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io", "v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"}
-	for _, c := range []struct {
-		name   string
-		values string
-		edits  []fileEdit
-		// flag must be among the adapter's args in both renderings.
-		flag string
-		// apiServices are the APIServices both register.
-		apiServices []string
-		// onlyKustomize are objects kustomize keeps and the chart leaves out, besides the Namespace.
-		onlyKustomize []string
-	}{
+	choices := []renderChoice{
 		{
 			name:        "metrics.k8s.io switched off (metrics-server stays)",
 			values:      "apis: {metrics: false}\n",
@@ -405,18 +434,22 @@ func TestRenderChoicesAgree(t *testing.T) {
 			flag:        "--config=/etc/promadapter/config/config.yaml",
 			apiServices: allAPIServices,
 		},
-	} {
+	}
+	for _, c := range append(choices, tlsAndForwardChoices(t, r)...) {
 		t.Run(c.name, func(t *testing.T) {
-			dir := r.editedManifests(t, c.edits)
+			dir := r.editedManifests(t, c.edits, c.files)
 			kustomized := decodeObjects(t, "kubectl kustomize", r.kustomize(t, dir))
 			charted := decodeObjects(t, "helm template", r.chart(t, c.values))
 			var edits []string
+			for _, name := range slices.Sorted(maps.Keys(c.files)) {
+				edits = append(edits, "write "+name)
+			}
 			for _, e := range c.edits {
 				edits = append(edits, fmt.Sprintf("in %s, %q becomes %q", e.file, e.old, e.new))
 			}
-			reproduce := fmt.Sprintf("copy %s to DIR and edit it: %s; then\n"+
-				"diff <(kubectl kustomize DIR) <(%s template %s %s --namespace %s --values - <<'EOF'\n%sEOF\n)",
-				r.manifests(), strings.Join(edits, "; "), r.helm, releaseName, r.chartDir(), releaseNamespace, c.values)
+			reproduce := fmt.Sprintf("copy %s to DIR/deploy and edit it: %s; then\n"+
+				"diff <(kubectl kustomize DIR/deploy/manifests) <(%s template %s %s --namespace %s --values - <<'EOF'\n%sEOF\n)",
+				filepath.Join(r.repo, "deploy"), strings.Join(edits, "; "), r.helm, releaseName, r.chartDir(), releaseNamespace, c.values)
 
 			for source, objects := range map[string][]*unstructured.Unstructured{"kustomize": kustomized, "the chart": charted} {
 				var got []string
@@ -431,6 +464,9 @@ func TestRenderChoicesAgree(t *testing.T) {
 				}
 				if args := containerArgs(t, objects); !slices.Contains(args, c.flag) {
 					t.Errorf("%s runs the adapter with %v, want %s among them", source, args, c.flag)
+				}
+				if c.check != nil {
+					c.check(t, source, objects)
 				}
 			}
 			compareInstalls(t, kustomized, charted, append([]string{"Namespace " + releaseNamespace}, c.onlyKustomize...), reproduce)

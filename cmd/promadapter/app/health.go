@@ -10,6 +10,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/promadapter/promadapter/pkg/informeraccess"
 )
 
 // The adapter's own health checks, next to the apiserver's (ping, log, etcd-free poststarthooks).
@@ -67,6 +69,15 @@ func cacheSyncCheck(name, what string, synced ...cache.InformerSynced) healthz.H
 		}
 		return nil
 	})
+}
+
+// accessCheck is ready while the kube-apiserver lets the adapter list and watch the caches
+// every request needs (pods and nodes for metrics.k8s.io). A refused list leaves a cache empty
+// forever; a refused watch leaves it stale while requests are answered from it: either way the
+// replica must not receive traffic, and /readyz?verbose names the rights to grant. Caches a
+// custom rule needs (statefulsets, a custom resource) fail only their own requests.
+func accessCheck(refusals *informeraccess.Refusals, names ...string) healthz.HealthChecker {
+	return healthz.NamedCheck("promadapter-cache-access", func(*http.Request) error { return refusals.Check(names...) })
 }
 
 // discoveryReadyCheck is ready once the first discovery pass has ended, successful or not:

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
 	"github.com/promadapter/promadapter/pkg/backend"
+	"github.com/promadapter/promadapter/pkg/informeraccess"
 	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/provider"
 	"github.com/promadapter/promadapter/pkg/resourceprovider"
@@ -60,6 +62,7 @@ func Run(ctx context.Context, o *options.Options) error {
 		Custom: o.EnableCustomMetrics, External: o.EnableExternalMetrics, Resources: o.EnableResourceMetrics,
 	}
 	var objects *provider.InformerObjects
+	refusals := &informeraccess.Refusals{}
 	if o.EnableCustomMetrics {
 		restConfig, err := o.Adapter.ClientConfig()
 		if err != nil {
@@ -70,6 +73,7 @@ func Run(ctx context.Context, o *options.Options) error {
 			return err
 		}
 		objects = provider.NewInformerObjects(meta, mapper, ctx.Done())
+		objects.Refusals = refusals
 	}
 	reloader.Builder = builder
 	var readyChecks []healthz.HealthChecker
@@ -86,11 +90,15 @@ func Run(ctx context.Context, o *options.Options) error {
 		if err := nodes.SetTransform(resourceprovider.TrimNode); err != nil {
 			return err
 		}
+		if err := errors.Join(refusals.Track("pods", pods), refusals.Track("nodes", nodes)); err != nil {
+			return err
+		}
 		if objects != nil {
 			// Selector requests on pods read the same (trimmed) cache: one copy of every pod.
 			objects.Share(corev1.SchemeGroupVersion.WithResource("pods"), pods)
 		}
-		readyChecks = append(readyChecks, cacheSyncCheck("promadapter-pod-node-cache", "pod and node caches", pods.HasSynced, nodes.HasSynced))
+		readyChecks = append(readyChecks, cacheSyncCheck("promadapter-pod-node-cache", "pod and node caches", pods.HasSynced, nodes.HasSynced),
+			accessCheck(refusals, "pods", "nodes"))
 		builder.Pods, builder.Nodes = resourceprovider.NewPodLister(pods.GetIndexer()), inf.Core().V1().Nodes().Lister()
 	}
 	if err := reloader.Init(ctx, loaded); err != nil {

@@ -108,8 +108,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.PrometheusHeaders, "prometheus-header", o.PrometheusHeaders, "extra header for Prometheus requests as name=value, e.g. X-Scope-OrgID=tenant1 (repeatable)")
 	fs.StringVar(&o.PrometheusVerb, "prometheus-verb", o.PrometheusVerb, "HTTP method for queries, GET or POST; queries longer than 4 KiB always go by POST")
 	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "timeout of each request to Prometheus; a request waits at most this long for a free query slot and this long again for the answer")
-	fs.Int64Var(&o.PrometheusMaxAnswerBytes, "prometheus-max-answer-bytes", o.PrometheusMaxAnswerBytes, "largest answer body accepted from Prometheus, in bytes; a larger answer is refused (503) instead of being held in memory")
-	fs.IntVar(&o.PrometheusMaxSamples, "prometheus-max-samples", o.PrometheusMaxSamples, "largest number of samples accepted in one query result; a larger result is refused (503) while decoding")
+	fs.Int64Var(&o.PrometheusMaxAnswerBytes, "prometheus-max-answer-bytes", o.PrometheusMaxAnswerBytes, "largest answer body accepted from Prometheus, in bytes; a larger answer is refused (500, naming the limit) instead of being held in memory")
+	fs.IntVar(&o.PrometheusMaxSamples, "prometheus-max-samples", o.PrometheusMaxSamples, "largest number of samples accepted in one query result; a larger result is refused (500, naming the limit) while decoding")
 	fs.BoolVar(&o.AllowPartialAnswers, "allow-partial-answers", o.AllowPartialAnswers, "serve answers that Prometheus (or Thanos, or another federating backend) marks with warnings, e.g. with a store down; by default such an answer is refused")
 
 	fs.DurationVar(&o.QueryCachePeriod, "query-cache-period", o.QueryCachePeriod, "how long a query result is reused by identical requests; 0 disables the cache (in-flight requests are still shared)")

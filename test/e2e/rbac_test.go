@@ -1,0 +1,520 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/promadapter/promadapter/test/fixture"
+	"github.com/promadapter/promadapter/test/testbed"
+)
+
+// rbacManager is the field manager that applies the rendering and each RBAC variant, so that an
+// apply without a rule removes it.
+const rbacManager = "promadapter-e2e-rbac"
+
+// TestRBACIsLeastPrivilege shows that the install grants no spare right: it applies the kustomize
+// rendering (the chart renders the same RBAC: TestRenderDefaultsAgree), then removes each right in
+// turn, one (resource, verb) of each rendered rule or one binding at a time, starts the real adapter
+// with the rendered flags and a token of the rendered ServiceAccount, and expects something to
+// break: /readyz, a kubectl top request, or a custom or external metric request. With every right in
+// place everything answers.
+//
+// kube-apiserver runs with WatchList off, as 1.33 and older do: informers list, then watch. (From
+// 1.34 client-go streams the first list over the watch, so there a missing list breaks nothing until
+// the stream is unavailable; the install must work on both.)
+//
+// Reproduce: make build && go test -count=1 -tags e2e ./test/e2e/ -run TestRBACIsLeastPrivilege -v
+func TestRBACIsLeastPrivilege(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bins, err := testbed.FindBins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapterBin, err := testbed.AdapterBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cluster, err := testbed.StartCluster(ctx, testbed.ClusterOptions{Bins: bins, Dir: filepath.Join(dir, "cluster"),
+		ExtraAPIServerArgs: []string{"--feature-gates=WatchList=false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster.Cleanup(t)
+	if err := cluster.StartControllerManager(ctx, []string{"clusterrole-aggregation"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := &deploySuite{cluster: cluster, bins: bins, repo: repo, dir: dir}
+
+	rendered, _ := s.mustKubectl(t, nil, "kustomize", s.manifests())
+	objects := decodeObjects(t, "kubectl kustomize", []byte(rendered))
+	s.mustKubectl(t, []byte(rendered), "apply", "--server-side", "--field-manager="+rbacManager, "-f", "-")
+	// The aggregator cannot reach a pod here: the adapter runs on loopback behind an ExternalName
+	// Service (testbed.RegisterAdapter), which replaces the rendered one.
+	s.mustKubectl(t, nil, "delete", "service", "promadapter", "--namespace=promadapter")
+	// The viewer reads metrics cluster-wide through the built-in view role, which gets
+	// metrics.k8s.io from the rendered aggregated role.
+	s.mustKubectl(t, nil, "create", "clusterrolebinding", "promadapter-e2e-viewer", "--clusterrole=view", "--user="+viewerIdentity)
+
+	spec := fixture.Spec{}
+	if err := spec.ApplyObjects(ctx, cluster.Client); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl(t, []byte(objectsOfEveryWatchedKind), "apply", "-f", "-")
+	var om bytes.Buffer
+	now := time.Now()
+	if err := spec.WriteOpenMetrics(&om, now.Add(-30*time.Minute), now.Add(time.Hour), 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	data := append(bytes.TrimSuffix(om.Bytes(), []byte("# EOF\n")), everyKindSeries(now.Add(-30*time.Minute), now.Add(time.Hour))...)
+	prom, err := testbed.StartPrometheus(ctx, testbed.PrometheusOptions{Bins: bins, Major: "3", Dir: filepath.Join(dir, "prometheus"), OpenMetrics: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom.Cleanup(t)
+
+	// The rendered flags, but for what cannot apply on loopback: the Prometheus Service's DNS name,
+	// the pod's port and certificate directory, and the in-cluster config (a token file instead).
+	kubeconfig := s.serviceAccountKubeconfig(t)
+	var apiServices []string
+	for _, g := range testbed.AllAdapterGroups {
+		apiServices = append(apiServices, g.Name())
+	}
+	// start runs the adapter as rendered. When it becomes ready, the APIServices are pointed at its
+	// port (a new one each time, so that the aggregator checks it at once rather than serving 503
+	// until its next periodic check of the previous process's port).
+	start := func(t *testing.T) (ready bool, why string) {
+		t.Helper()
+		port, err := testbed.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, arg := range containerArgs(t, objects) {
+			name, _, _ := strings.Cut(arg, "=")
+			switch name {
+			case "--prometheus-url":
+				arg = name + "=" + prom.URL
+			case "--secure-port":
+				arg = name + "=" + strconv.Itoa(port)
+			case "--cert-dir":
+				arg = name + "=" + filepath.Join(dir, "serving-cert")
+			}
+			args = append(args, arg)
+		}
+		args = append(args, "--bind-address=127.0.0.1",
+			"--lister-kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig)
+		log := filepath.Join(dir, fmt.Sprintf("promadapter-%d.log", port))
+		p, err := testbed.StartProcess(ctx, "promadapter", log, adapterBin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Stop)
+		if ready, why := waitReadyOrRefused(ctx, p, port); !ready {
+			return false, why
+		}
+		if err := cluster.RegisterAdapter(ctx, port, testbed.AllAdapterGroups); err != nil {
+			t.Fatal(err)
+		}
+		if err := cluster.WaitAPIServicesAvailable(ctx, apiServices...); err != nil {
+			t.Fatal(err)
+		}
+		return true, ""
+	}
+
+	if !t.Run("with every rendered right, every request answers", func(t *testing.T) {
+		if ready, why := start(t); !ready {
+			t.Fatalf("the adapter did not become ready: %s", why)
+		}
+		if broken := rbacProbes(ctx, t, cluster.RESTConfig, spec); broken != "" {
+			t.Fatal(broken)
+		}
+	}) {
+		t.FailNow()
+	}
+
+	for _, g := range renderedGrants(t, objects) {
+		t.Run("without "+g.String(), func(t *testing.T) {
+			if g.rule < 0 {
+				args := []string{"delete", strings.ToLower(g.object.GetKind()), g.object.GetName()}
+				if ns := g.object.GetNamespace(); ns != "" {
+					args = append(args, "--namespace="+ns)
+				}
+				s.mustKubectl(t, nil, args...)
+			} else {
+				s.applyRBAC(t, g.without())
+			}
+			s.waitAccess(t, g.check, false)
+			t.Cleanup(func() {
+				s.applyRBAC(t, g.object)
+				s.waitAccess(t, g.check, true)
+			})
+			broken := ""
+			if ready, why := start(t); !ready {
+				broken = "/readyz: " + why
+			} else {
+				broken = rbacProbes(ctx, t, cluster.RESTConfig, spec)
+			}
+			if broken == "" {
+				t.Fatalf("every request still answers: %s is a spare right, remove it from the rendering", g)
+			}
+			t.Logf("breaks: %s", broken)
+			if !strings.Contains(broken, "forbidden") && !strings.Contains(broken, "refused to let the adapter") &&
+				!strings.Contains(broken, "promadapter-cache-access failed") && !strings.Contains(broken, "promadapter-authentication failed") {
+				t.Errorf("the failure does not name the missing right: %s", broken)
+			}
+		})
+	}
+}
+
+// waitReadyOrRefused waits up to 10 s for the adapter's /readyz (it takes about 1 s); it gives up at
+// once when /readyz reports that the kube-apiserver refused the adapter's caches, which no wait fixes.
+func waitReadyOrRefused(ctx context.Context, p *testbed.Process, port int) (bool, string) {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz?verbose", port)
+	last := "no answer"
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if exited, err := p.Exited(); exited {
+			return false, fmt.Sprintf("the adapter exited (%v); its log ends:\n%s", err, p.LogTail(3))
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true, ""
+		}
+		last = failedChecks(string(body))
+		// /readyz withholds the reasons (they are in the adapter's log), but this check fails only
+		// for refusals.
+		if strings.Contains(last, "promadapter-cache-access failed") {
+			break
+		}
+	}
+	return false, last
+}
+
+// failedChecks keeps the failing lines of a verbose /readyz answer.
+func failedChecks(body string) string {
+	var failed []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "[-]") {
+			failed = append(failed, line)
+		}
+	}
+	if len(failed) == 0 {
+		return body
+	}
+	return strings.Join(failed, "; ")
+}
+
+// rbacProbes asks everything the install must answer, three times over 1.5 s (a refused watch shows
+// only after the first list), and returns the first failure, or "" when all answered.
+func rbacProbes(ctx context.Context, t *testing.T, admin *rest.Config, spec fixture.Spec) string {
+	t.Helper()
+	asViewer := rest.CopyConfig(admin)
+	asViewer.Impersonate = rest.ImpersonationConfig{UserName: viewerIdentity, Groups: []string{"system:authenticated"}}
+	pod, node := spec.PodList()[0], spec.NodeList()[0]
+	type probe struct {
+		as         *rest.Config
+		path, want string
+	}
+	probes := []probe{
+		{admin, "/apis/metrics.k8s.io/v1beta1/namespaces/" + pod.Namespace + "/pods", `"` + pod.Name + `"`},
+		{admin, "/apis/metrics.k8s.io/v1beta1/nodes", `"` + node.Name + `"`},
+		{asViewer, "/apis/metrics.k8s.io/v1beta1/namespaces/" + pod.Namespace + "/pods", `"` + pod.Name + `"`},
+		{asViewer, "/apis/metrics.k8s.io/v1beta1/namespaces/" + pod.Namespace + "/pods/" + pod.Name, `"` + pod.Name + `"`},
+		{asViewer, "/apis/metrics.k8s.io/v1beta1/nodes", `"` + node.Name + `"`},
+		{asViewer, "/apis/metrics.k8s.io/v1beta1/nodes/" + node.Name, `"` + node.Name + `"`},
+		{admin, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/*/metrics/lp_requests_per_second", `"lp"`},
+		{admin, "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + pod.Namespace + "/kube_deployment_spec_replicas", `"kube_deployment_spec_replicas"`},
+	}
+	for _, k := range everyWatchedKind {
+		probes = append(probes, probe{admin, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/lp/" + k.resource + "/*/lp_requests_per_second", `"lp-` + k.label + `"`})
+	}
+	clients := map[*rest.Config]rest.Interface{}
+	for _, c := range []*rest.Config{admin, asViewer} {
+		cs, err := kubernetes.NewForConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[c] = cs.Discovery().RESTClient()
+	}
+	for round, pause := range []time.Duration{0, 500 * time.Millisecond, time.Second} {
+		time.Sleep(pause)
+		for _, p := range probes {
+			who := "admin"
+			if p.as == asViewer {
+				who = viewerIdentity
+			}
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			body, err := clients[p.as].Get().AbsPath(p.path).DoRaw(ctx)
+			cancel()
+			if err != nil {
+				// The error alone says only "the server is currently unable to handle the request".
+				return fmt.Sprintf("GET %s as %s (round %d): %v: %s", p.path, who, round+1, err, bytes.TrimSpace(body))
+			}
+			if !bytes.Contains(body, []byte(p.want)) {
+				return fmt.Sprintf("GET %s as %s (round %d) answered without %s: %s", p.path, who, round+1, p.want, body)
+			}
+		}
+	}
+	return ""
+}
+
+// grant is one right of the rendering: one verb on one resource of one rule of a role, or one
+// binding. object is the rendered object that holds it.
+type grant struct {
+	object         *unstructured.Unstructured
+	rule           int // -1 for a binding
+	resource, verb string
+	check          accessCheck // a request the right allows
+}
+
+// accessCheck is a SubjectAccessReview question.
+type accessCheck struct {
+	user  string
+	attrs authorizationv1.ResourceAttributes
+}
+
+func (g grant) String() string {
+	if g.rule < 0 {
+		return objectID(g.object)
+	}
+	return fmt.Sprintf("%s on %s in %s", g.verb, g.resource, objectID(g.object))
+}
+
+// without returns g's role with the verb taken off the resource (a binding is deleted instead).
+func (g grant) without() *unstructured.Unstructured {
+	o := g.object.DeepCopy()
+	rules := roleRules(o)
+	r := rules[g.rule]
+	var kept []rbacv1.PolicyRule
+	kept = append(kept, rules[:g.rule]...)
+	if others := without(r.Resources, g.resource); len(others) > 0 {
+		kept = append(kept, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: others, Verbs: r.Verbs})
+	}
+	if verbs := without(r.Verbs, g.verb); len(verbs) > 0 {
+		kept = append(kept, rbacv1.PolicyRule{APIGroups: r.APIGroups, Resources: []string{g.resource}, Verbs: verbs})
+	}
+	kept = append(kept, rules[g.rule+1:]...)
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&struct {
+		Rules []rbacv1.PolicyRule `json:"rules"`
+	}{kept})
+	if err != nil {
+		panic(err)
+	}
+	o.Object["rules"] = u["rules"]
+	return o
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func roleRules(o *unstructured.Unstructured) []rbacv1.PolicyRule {
+	var role rbacv1.ClusterRole
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+		panic(err)
+	}
+	return role.Rules
+}
+
+// renderedGrants lists every right the rendering grants. Whom a role serves, and what a binding
+// allows, is written out here: a new role or binding in the rendering fails the test until it is.
+func renderedGrants(t *testing.T, objects []*unstructured.Unstructured) []grant {
+	holders := map[string]string{
+		"ClusterRole promadapter":                           adapterIdentity,
+		"ClusterRole promadapter-aggregated-metrics-reader": viewerIdentity,
+	}
+	bindingChecks := map[string]authorizationv1.ResourceAttributes{
+		"ClusterRoleBinding promadapter":                  {Verb: "list", Resource: "pods"},
+		"ClusterRoleBinding promadapter-auth-delegator":   {Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
+		"RoleBinding kube-system/promadapter-auth-reader": {Verb: "get", Resource: "configmaps", Name: "extension-apiserver-authentication", Namespace: "kube-system"},
+	}
+	var grants []grant
+	for _, o := range objects {
+		id := objectID(o)
+		switch o.GetKind() {
+		case "ClusterRole", "Role":
+			user, ok := holders[id]
+			if !ok {
+				t.Fatalf("the rendering holds %s: say in renderedGrants whom it serves", id)
+			}
+			for i, r := range roleRules(o) {
+				for _, resource := range r.Resources {
+					for _, verb := range r.Verbs {
+						attrs := authorizationv1.ResourceAttributes{Verb: verb, Group: r.APIGroups[0], Resource: resource}
+						grants = append(grants, grant{object: o, rule: i, resource: resource, verb: verb, check: accessCheck{user, attrs}})
+					}
+				}
+			}
+		case "ClusterRoleBinding", "RoleBinding":
+			attrs, ok := bindingChecks[id]
+			if !ok {
+				t.Fatalf("the rendering holds %s: say in renderedGrants what it allows", id)
+			}
+			grants = append(grants, grant{object: o, rule: -1, check: accessCheck{adapterIdentity, attrs}})
+		}
+	}
+	return grants
+}
+
+// applyRBAC applies o with the field manager of the first apply, so rules o lacks are removed.
+func (s *deploySuite) applyRBAC(t *testing.T, o *unstructured.Unstructured) {
+	t.Helper()
+	data, err := yaml.Marshal(o.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl(t, data, "apply", "--server-side", "--force-conflicts", "--field-manager="+rbacManager, "-f", "-")
+}
+
+// waitAccess waits until the kube-apiserver's answer to c is allowed (the RBAC authorizer and
+// the ClusterRole aggregation controller catch up within a second or two).
+func (s *deploySuite) waitAccess(t *testing.T, c accessCheck, allowed bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); s.reviewAccess(t, c.user, c.attrs) != allowed; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s, may %s %+v: still %v", c.user, c.attrs, !allowed)
+		}
+	}
+}
+
+// everyWatchedKind is one object of each kind the adapter's ClusterRole lets it watch for custom
+// metrics, with the label the default rules map to it (the rule's `<<.Resource>>` template).
+var everyWatchedKind = []struct{ resource, label string }{
+	{"services", "service"}, {"endpoints", "endpoints"}, {"replicationcontrollers", "replicationcontroller"},
+	{"deployments.apps", "deployment"}, {"replicasets.apps", "replicaset"}, {"statefulsets.apps", "statefulset"},
+	{"daemonsets.apps", "daemonset"}, {"ingresses.networking.k8s.io", "ingress"},
+	{"pods", "pod"},
+}
+
+// everyKindSeries is lp_requests_total, one counter per object of objectsOfEveryWatchedKind.
+func everyKindSeries(start, end time.Time) []byte {
+	var b bytes.Buffer
+	b.WriteString("# TYPE lp_requests counter\n")
+	for _, k := range everyWatchedKind {
+		for ts := start; !ts.After(end); ts = ts.Add(15 * time.Second) {
+			fmt.Fprintf(&b, "lp_requests_total{namespace=\"lp\",%s=\"lp-%s\"} %d %d\n", k.label, k.label, ts.Sub(start)/time.Second, ts.Unix())
+		}
+	}
+	b.WriteString("# EOF\n")
+	return b.Bytes()
+}
+
+// objectsOfEveryWatchedKind holds one object named lp-<label> of each kind of everyWatchedKind.
+// No controller runs, so the workloads create no pods.
+const objectsOfEveryWatchedKind = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: lp}
+---
+# No controller creates it here, and the pod below needs it.
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: lp}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lp-service, namespace: lp}
+spec: {selector: {app: lp}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: lp-endpoints, namespace: lp}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: lp-replicationcontroller, namespace: lp}
+spec:
+  replicas: 0
+  selector: {app: lp-rc}
+  template:
+    metadata: {labels: {app: lp-rc}}
+    spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: lp-deployment, namespace: lp}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: lp-deployment}}
+  template:
+    metadata: {labels: {app: lp-deployment}}
+    spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: lp-replicaset, namespace: lp}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: lp-replicaset}}
+  template:
+    metadata: {labels: {app: lp-replicaset}}
+    spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: lp-statefulset, namespace: lp}
+spec:
+  replicas: 0
+  serviceName: lp-service
+  selector: {matchLabels: {app: lp-statefulset}}
+  template:
+    metadata: {labels: {app: lp-statefulset}}
+    spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: lp-daemonset, namespace: lp}
+spec:
+  selector: {matchLabels: {app: lp-daemonset}}
+  template:
+    metadata: {labels: {app: lp-daemonset}}
+    spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: lp-ingress, namespace: lp}
+spec: {defaultBackend: {service: {name: lp-service, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lp-pod, namespace: lp}
+spec: {containers: [{name: app, image: app}]}
+`
