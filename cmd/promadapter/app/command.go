@@ -41,6 +41,8 @@ func NewCommand() *cobra.Command {
 
 	serveCmd := &cobra.Command{Use: "serve", Short: "Serve the metrics APIs (default)", RunE: serve, Args: cobra.NoArgs, SilenceUsage: true}
 	serveCmd.Flags().AddFlagSet(root.Flags())
-	root.AddCommand(serveCmd, newCheckConfigCommand())
+	root.AddCommand(serveCmd)
+	root.AddCommand(newCheckConfigCommand())
+	// Helper subcommands: each lives in a package of its own under pkg/cmd (one line each).
 	return root
 }
