@@ -54,6 +54,10 @@ type Request struct {
 	// Rule is a low-cardinality label for the planner's own metrics and for error messages,
 	// e.g. "custom/3" or "resource/cpu/pods". Never put per-object values in it.
 	Rule string
+	// Observe, when set, is told how the request was answered, before Query returns with a
+	// result (pkg/explain sets it for the requests it explains; left nil it costs one
+	// comparison per request).
+	Observe func(Answer)
 }
 
 // Result is shared by every caller that got it (coalesced waiters and cache hits get the
@@ -153,6 +157,7 @@ type call struct {
 	waiters int // callers still waiting; guarded by Planner.mu
 	res     *Result
 	err     error
+	stale   bool // res is a last good result (set with res)
 }
 
 // New returns a Planner. It registers the planner's metrics in the legacy registry once per
@@ -212,6 +217,9 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 		p.mu.Unlock()
 		p.hits.Add(1)
 		p.m.requestsOf(r.Backend.Name).hit.Inc()
+		if r.Observe != nil {
+			r.Observe(AnswerCache)
+		}
 		return res, nil
 	}
 	if c, ok := p.inflight[k]; ok {
@@ -219,6 +227,9 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 		p.mu.Unlock()
 		p.coalesced.Add(1)
 		p.m.requestsOf(r.Backend.Name).coalesced.Inc()
+		if r.Observe != nil {
+			return p.observed(ctx, k, c, r.Observe, AnswerInFlight)
+		}
 		return p.wait(ctx, k, c)
 	}
 	if err := ctx.Err(); err != nil {
@@ -236,6 +247,9 @@ func (p *Planner) Query(ctx context.Context, r Request) (*Result, error) {
 	p.misses.Add(1)
 	p.m.requestsOf(r.Backend.Name).miss.Inc()
 	go p.run(callCtx, k, r, c)
+	if r.Observe != nil {
+		return p.observed(ctx, k, c, r.Observe, AnswerBackend)
+	}
 	return p.wait(ctx, k, c)
 }
 
@@ -287,7 +301,7 @@ func (p *Planner) run(ctx context.Context, k cacheKey, r Request, c *call) {
 	if err == nil {
 		p.remember(k, r, res, started, now)
 	} else if stale := p.staleAnswer(k, r, err, now); stale != nil {
-		res, err = stale, nil
+		res, err, c.stale = stale, nil, true
 	}
 	c.res, c.err = res, err
 	close(c.done)

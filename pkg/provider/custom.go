@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/promadapter/promadapter/pkg/discovery"
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
@@ -42,10 +43,16 @@ func (c *Custom) ListAllMetrics() []cmprovider.CustomMetricInfo {
 	return c.Source.Current().Registry.ListCustom()
 }
 
-func (c *Custom) lookup(st *State, info cmprovider.CustomMetricInfo) (discovery.CustomMetric, error) {
+func (c *Custom) lookup(st *State, info cmprovider.CustomMetricInfo, rec *explain.Recorder) (discovery.CustomMetric, error) {
 	m, ok := st.Registry.Custom(info.Metric, info.GroupResource)
 	if ok {
+		if rec != nil {
+			rec.ChoseRule(RuleOf(m.Rule, m.Series, m.Metric, m.GroupResource.String()))
+		}
 		return m, nil
+	}
+	if rec != nil {
+		rec.FoundNoRule(noCustomRule(st.Registry, info))
 	}
 	served := st.Registry.CustomFor(info.GroupResource)
 	msg := fmt.Sprintf("metric %q is not served for %s", info.Metric, info.GroupResource)
@@ -59,8 +66,9 @@ func (c *Custom) lookup(st *State, info cmprovider.CustomMetricInfo) (discovery.
 
 // GetMetricByName implements CustomMetricsProvider.
 func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
+	rec := explain.FromContext(ctx)
 	st := c.Source.Current()
-	m, err := c.lookup(st, info)
+	m, err := c.lookup(st, info, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +79,10 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 	if info.Namespaced {
 		ns = name.Namespace
 	}
-	values, err := c.query(ctx, st, m, ns, []string{name.Name}, metricSelector)
+	if rec != nil {
+		explainObjects(rec, info.GroupResource, ns, "", []string{name.Name}, nil)
+	}
+	values, err := c.query(ctx, st, m, ns, []string{name.Name}, metricSelector, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -82,18 +93,26 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 	}
 	q, err := Quantity(float64(s.Value))
 	if err != nil {
+		if rec != nil {
+			rec.Left(klog.KRef(ns, name.Name).String(), explain.ReasonNotANumber, err.Error())
+		}
 		return nil, apierrors.NewInternalError(fmt.Errorf("metric %q of %s %s has no number: %v; make the rule's query return no series, or 0, for idle objects",
 			info.Metric, info.GroupResource, klog.KRef(ns, name.Name), err))
 	}
-	return c.metricValue(info, ns, name.Name, s, q, metricSelector)
+	v, err := c.metricValue(info, ns, name.Name, s, q, metricSelector)
+	if rec != nil && err == nil {
+		rec.Served(explain.Value{Object: klog.KRef(ns, name.Name).String(), Value: q.String(), Time: v.Timestamp.Time})
+	}
+	return v, err
 }
 
 // GetMetricBySelector implements CustomMetricsProvider. An object whose value is NaN or
 // infinite (an idle pod's 0/0 ratio) is left out of the list rather than failing it for every
 // object; only when no object has a number is the answer an error.
 func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+	rec := explain.FromContext(ctx)
 	st := c.Source.Current()
-	m, err := c.lookup(st, info)
+	m, err := c.lookup(st, info, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +124,9 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 		ns = namespace
 	}
 	names, err := c.Objects.ListNames(ctx, info.GroupResource, ns, selector)
+	if rec != nil {
+		explainObjects(rec, info.GroupResource, ns, selectorText(selector), names, err)
+	}
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("listing %s for selector %q: %v", info.GroupResource, selector, err))
 	}
@@ -112,7 +134,7 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 	if len(names) == 0 {
 		return list, nil
 	}
-	values, err := c.query(ctx, st, m, ns, names, metricSelector)
+	values, err := c.query(ctx, st, m, ns, names, metricSelector, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -127,11 +149,17 @@ func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, sele
 			klog.V(4).InfoS("Leaving an object whose value is not a number out of the list",
 				"metric", info.Metric, "object", klog.KRef(ns, n), "value", s.Value.String())
 			noNumber.add(n, s.Value)
+			if rec != nil {
+				rec.Left(klog.KRef(ns, n).String(), explain.ReasonNotANumber, err.Error())
+			}
 			continue
 		}
 		v, err := c.metricValue(info, ns, n, s, q, metricSelector)
 		if err != nil {
 			return nil, err
+		}
+		if rec != nil {
+			rec.Served(explain.Value{Object: klog.KRef(ns, n).String(), Value: q.String(), Time: v.Timestamp.Time})
 		}
 		list.Items = append(list.Items, *v)
 	}
@@ -179,7 +207,7 @@ func (c *Custom) namespaced(rule *naming.Rule, gr schema.GroupResource) bool {
 // query runs the rule's query for objects in ns and returns the one sample of each object
 // asked for, keyed by object name. Samples of other namespaces are left out; two samples for
 // one object are an error.
-func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector) (map[string]*model.Sample, error) {
+func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector, rec *explain.Recorder) (map[string]*model.Sample, error) {
 	render := func(sel labels.Selector) (naming.RenderedQuery, error) {
 		return m.Rule.RenderObjectQuery(naming.ObjectQuery{
 			Series: m.Series, Resource: m.GroupResource, Namespace: ns, Names: names, MetricSelector: sel,
@@ -193,8 +221,8 @@ func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric,
 	if err != nil {
 		return nil, err
 	}
-	run := queryRunner{planner: c.Planner, backend: backend}
-	res, err := run.run(ctx, fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
+	run := queryRunner{planner: c.Planner, backend: backend, rec: rec}
+	res, traced, err := run.run(ctx, fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
 		func() (string, error) {
 			plain, err := render(nil)
 			return plain.PromQL, err
@@ -232,6 +260,9 @@ func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric,
 		out[string(name)] = s
 	}
 	logOtherNamespaces(m.Rule, ns, dropped)
+	if rec != nil {
+		explainAnswer(rec, traced, rq, ns, names, out, len(res.Vector))
+	}
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/promclient"
@@ -57,28 +58,32 @@ func renderError(rule *naming.Rule, err error) error {
 type queryRunner struct {
 	planner *planner.Planner
 	backend planner.Backend
+	// rec records the queries of an explained request; nil for the others.
+	rec *explain.Recorder
 }
 
 // run runs promql for rule. When Prometheus rejects it as bad data and the request carried a
 // metric selector, it finds out whom to blame: the query rendered without the selector
 // (withoutSelector) is run too, and when Prometheus accepts that one the selector is at fault
 // and the answer is 400. Otherwise the rule is (BackendError: 500). The extra query is made on
-// this error path only.
+// this error path only. When the request is explained, the queries are recorded, and the
+// second result is the record of the first (for the samples kept of its answer).
 func (q queryRunner) run(ctx context.Context, what string, rule *naming.Rule, promql string, sel labels.Selector,
-	withoutSelector func() (string, error)) (*planner.Result, error) {
-	res, err := q.planner.Query(ctx, planner.Request{Backend: q.backend, Query: promql, Rule: ruleLabel(rule)})
+	withoutSelector func() (string, error)) (*planner.Result, *explain.Query, error) {
+	res, traced, err := TraceQuery(ctx, q.planner, planner.Request{Backend: q.backend, Query: promql, Rule: ruleLabel(rule)}, q.rec, "metric", rule.ID)
 	if err == nil {
-		return res, nil
+		return res, traced, nil
 	}
 	if promclient.CauseOf(err) != promclient.CauseBadQuery || sel == nil || sel.Empty() {
-		return nil, BackendError(what, err)
+		return nil, traced, BackendError(what, err)
 	}
 	plain, rerr := withoutSelector()
 	if rerr == nil {
-		_, rerr = q.planner.Query(ctx, planner.Request{Backend: q.backend, Query: plain, Rule: ruleLabel(rule)})
+		_, _, rerr = TraceQuery(ctx, q.planner, planner.Request{Backend: q.backend, Query: plain, Rule: ruleLabel(rule)}, q.rec,
+			"metric without the metric selector", rule.ID)
 	}
 	if rerr != nil {
-		return nil, BackendError(what, err)
+		return nil, traced, BackendError(what, err)
 	}
 	reason := err.Error()
 	var perr *promclient.Error
@@ -86,7 +91,7 @@ func (q queryRunner) run(ctx context.Context, what string, rule *naming.Rule, pr
 		// Without promclient's advice to fix the rule's template, which does not apply here.
 		reason = perr.Err.Error()
 	}
-	return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: Prometheus rejected the query for the metric selector %q (%s) but accepts rule %s's query without it: fix the metric selector",
+	return nil, traced, apierrors.NewBadRequest(fmt.Sprintf("%s: Prometheus rejected the query for the metric selector %q (%s) but accepts rule %s's query without it: fix the metric selector",
 		what, sel, reason, rule.ID))
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
@@ -45,10 +46,18 @@ func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 // NaN or infinite is left out; an empty result is an error unless the rule sets defaultValue.
 // A metric that no rule serves goes to Forward when it is set.
 func (e *External) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (*external_metrics.ExternalMetricValueList, error) {
+	rec := explain.FromContext(ctx)
 	st := e.Source.Current()
 	m, ok := st.Registry.External(info.Metric)
+	if !ok && rec != nil {
+		rec.FoundNoRule(noExternalRule(st.Registry, info.Metric))
+	}
 	if !ok && e.Forward != nil {
-		return forwardExternal(ctx, e.Forward, st, namespace, metricSelector, info.Metric)
+		list, err := forwardExternal(ctx, e.Forward, st, namespace, metricSelector, info.Metric)
+		if rec != nil {
+			explainForwarded(rec, list)
+		}
+		return list, err
 	}
 	if !ok {
 		served := st.Registry.ExternalNames()
@@ -59,6 +68,9 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 			msg += "; no external metric is served: check externalRules and that their seriesQuery matches series"
 		}
 		return nil, notFound(msg + discoveryState(st.Registry))
+	}
+	if rec != nil {
+		rec.ChoseRule(RuleOf(m.Rule, m.Series, info.Metric, ""))
 	}
 	if m.Rule.Namespaced && namespace == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("rule %s is namespaced but the request has no namespace: ask for external metric %q in one, /apis/external.metrics.k8s.io/v1beta1/namespaces/<namespace>/%s, or set resources.namespaced: false on the rule",
@@ -72,8 +84,8 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 	if err != nil {
 		return nil, err
 	}
-	run := queryRunner{planner: e.Planner, backend: backend}
-	res, err := run.run(ctx, fmt.Sprintf("querying external metric %q (rule %s)", info.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
+	run := queryRunner{planner: e.Planner, backend: backend, rec: rec}
+	res, traced, err := run.run(ctx, fmt.Sprintf("querying external metric %q (rule %s)", info.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
 		func() (string, error) {
 			plain, err := m.Rule.RenderExternal(m.Series, namespace, nil)
 			return plain.PromQL, err
@@ -84,6 +96,9 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 	samples, err := externalSamples(m.Rule, info.Metric, rq, namespace, res.Vector)
 	if err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		rec.Kept(traced, samples, len(res.Vector))
 	}
 	list := &external_metrics.ExternalMetricValueList{}
 	if len(samples) == 0 {
@@ -98,6 +113,9 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
 			MetricName: info.Metric, Timestamp: metav1.NewTime(res.Time), Value: *q,
 		})
+		if rec != nil {
+			rec.Served(explain.Value{Object: "{}", Value: q.String(), Time: res.Time, Note: "the rule's defaultValue: no series matched"})
+		}
 		return list, nil
 	}
 	var noNumber notANumber
@@ -107,7 +125,13 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 			klog.V(4).InfoS("Leaving a series whose value is not a number out of the list",
 				"metric", info.Metric, "series", servedLabels(s.Metric).String(), "value", s.Value.String())
 			noNumber.add(servedLabels(s.Metric).String(), s.Value)
+			if rec != nil {
+				rec.Left(servedLabels(s.Metric).String(), explain.ReasonNotANumber, err.Error())
+			}
 			continue
+		}
+		if rec != nil {
+			rec.Served(explain.Value{Object: servedLabels(s.Metric).String(), Value: q.String(), Time: s.Timestamp.Time()})
 		}
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
 			MetricName:   info.Metric,
@@ -158,4 +182,20 @@ func sampleLabels(m model.Metric) map[string]string {
 		out[string(k)] = string(v)
 	}
 	return out
+}
+
+// explainForwarded records a request that went to the forward server, and its values.
+func explainForwarded(rec *explain.Recorder, list *external_metrics.ExternalMetricValueList) {
+	rec.Forwarded()
+	if list == nil {
+		return
+	}
+	for _, it := range list.Items {
+		m := model.Metric{}
+		for k, v := range it.MetricLabels {
+			m[model.LabelName(k)] = model.LabelValue(v)
+		}
+		rec.Served(explain.Value{Object: m.String(), Value: it.Value.String(), Time: it.Timestamp.Time,
+			Note: "from the forward server"})
+	}
 }

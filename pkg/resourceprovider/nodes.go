@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/metrics/pkg/apis/metrics"
 
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
@@ -34,6 +35,7 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 	if fieldSel == nil {
 		fieldSel = fields.Everything()
 	}
+	rec := explain.FromContext(ctx)
 	nodes, err := p.nodes.List(labelSel)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing nodes from the adapter's cache: %w", err))
@@ -44,13 +46,19 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 			wanted[node.Name] = node
 		}
 	}
+	if rec != nil {
+		explainNodes(rec, selectorText(labelSel, fieldSel), wanted)
+	}
 	list := &metrics.NodeMetricsList{}
 	if len(wanted) == 0 {
 		return list, nil
 	}
-	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery)
+	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec)
 	if err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		p.explainNodeAnswers(rec, results, wanted)
 	}
 	byNode, err := p.indexNodeUsage(results, wanted, "nodes")
 	if err != nil {
@@ -60,6 +68,9 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 	for name, node := range wanted {
 		ref := objectRef{name: node.Name, uid: node.UID}
 		nm, lo := p.nodeMetrics(node, byNode[name])
+		if rec != nil {
+			explainNodeOutcome(rec, node.Name, nm, lo)
+		}
 		if lo != nil {
 			p.nodesLeftOut.leftOut(ref, lo.reason)
 			continue
@@ -73,22 +84,32 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 
 // getNodeMetrics serves the NodeMetrics of one node, from the same queries as a list.
 func (p *Provider) getNodeMetrics(ctx context.Context, name string) (*metrics.NodeMetrics, error) {
+	rec := explain.FromContext(ctx)
 	node, err := p.nodes.Get(name)
+	if rec != nil {
+		explainNode(rec, name, err)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, notFound(metrics.Resource("nodes"), name, fmt.Sprintf("there is no node %s (in the adapter's node cache)", name))
 	case err != nil:
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading node %s from the adapter's cache: %w", name, err))
 	}
-	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery)
+	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec)
 	if err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		p.explainNodeAnswers(rec, results, map[string]*corev1.Node{name: node})
 	}
 	byNode, err := p.indexNodeUsage(results, map[string]*corev1.Node{name: node}, "node "+name)
 	if err != nil {
 		return nil, err
 	}
 	nm, lo := p.nodeMetrics(node, byNode[name])
+	if rec != nil {
+		explainNodeOutcome(rec, name, nm, lo)
+	}
 	switch {
 	case lo == nil:
 		return nm, nil

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/metrics/pkg/apis/metrics"
 
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 )
@@ -43,6 +44,7 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 			namespace = ns
 		}
 	}
+	rec := explain.FromContext(ctx)
 	cached, err := p.pods.List(namespace, labelSel)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods from the adapter's cache: %w", err))
@@ -51,16 +53,24 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 	for _, pod := range cached {
 		if pod.Phase == corev1.PodRunning && (fieldSel.Empty() || fieldSel.Matches(podFields(pod))) {
 			pods = append(pods, pod)
+		} else if rec != nil && pod.Phase != corev1.PodRunning && (fieldSel.Empty() || fieldSel.Matches(podFields(pod))) {
+			explainNotRunning(rec, pod)
 		}
+	}
+	if rec != nil {
+		explainPods(rec, namespace, selectorText(labelSel, fieldSel), pods)
 	}
 	list := &metrics.PodMetricsList{}
 	if len(pods) == 0 {
 		// Nothing could be served: spare Prometheus the queries.
 		return list, nil
 	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
 	if err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		p.explainPodAnswers(rec, results, pods)
 	}
 	// Sorting the pods rather than the finished items moves pointers, not PodMetrics structs.
 	slices.SortFunc(pods, func(a, b *Pod) int {
@@ -79,9 +89,15 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		pm, lo := p.podMetrics(pod, usage.of(i))
 		if lo != nil {
 			p.podsLeftOut.leftOut(ref, lo.reason)
+			if rec != nil {
+				rec.Left(pod.Namespace+"/"+pod.Name, lo.code(), lo.reason)
+			}
 			continue
 		}
 		p.podsLeftOut.served(ref)
+		if rec != nil {
+			explainPodMetrics(rec, &pm)
+		}
 		list.Items = append(list.Items, pm)
 	}
 	return list, nil
@@ -91,7 +107,11 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 // pod's namespace (so the two share the planner's cache) and answers 404 with the reason
 // when the pod has no complete metrics.
 func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*metrics.PodMetrics, error) {
+	rec := explain.FromContext(ctx)
 	pod, err := p.pods.Get(namespace, name)
+	if rec != nil {
+		explainPod(rec, namespace, name, pod, err)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, notFound(metrics.Resource("pods"), name, fmt.Sprintf("there is no pod %s/%s (in the adapter's pod cache)", namespace, name))
@@ -100,15 +120,21 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	case pod.Phase != corev1.PodRunning:
 		return nil, notFound(metrics.Resource("pods"), name, fmt.Sprintf("the pod is %s, not Running: usage is served for running pods only", phaseName(pod.Phase)))
 	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) })
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
 	if err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		p.explainPodAnswers(rec, results, []*Pod{pod})
 	}
 	usage, err := p.indexContainerUsage(results, []*Pod{pod}, fmt.Sprintf("pod %s/%s", namespace, name))
 	if err != nil {
 		return nil, err
 	}
 	pm, lo := p.podMetrics(pod, usage.of(0))
+	if rec != nil {
+		explainPodOutcome(rec, pod, &pm, lo)
+	}
 	switch {
 	case lo == nil:
 		return &pm, nil

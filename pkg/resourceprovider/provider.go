@@ -45,6 +45,7 @@ import (
 	corev1listers "k8s.io/client-go/listers/core/v1"
 
 	"github.com/promadapter/promadapter/pkg/config"
+	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/naming"
 	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/provider"
@@ -229,15 +230,19 @@ func (q *resourceQueries) nodesQuery() (string, error) {
 // planner's other callers: read-only.
 type usageResults struct {
 	cpu, memory *planner.Result
+	// cpuTrace and memoryTrace record the queries of an explained request; nil otherwise.
+	cpuTrace, memoryTrace *explain.Query
 }
 
 // queryUsage renders one query per resource with render and runs both concurrently.
 // scope describes the request for messages ("pods in namespace \"x\"", "nodes"); kind
-// ("pods" or "nodes") completes the planner's rule label.
-func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string, render func(*resourceQueries) (string, error)) (usageResults, error) {
+// ("pods" or "nodes") completes the planner's rule label. rec records the queries of an
+// explained request; nil for the others.
+func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string, render func(*resourceQueries) (string, error), rec *explain.Recorder) (usageResults, error) {
 	type answer struct {
-		res *planner.Result
-		err error
+		res    *planner.Result
+		traced *explain.Query
+		err    error
 	}
 	backend, err := p.backends.For(namespace)
 	if err != nil {
@@ -250,12 +255,16 @@ func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string
 			ch <- answer{err: apierrors.NewInternalError(fmt.Errorf("rendering the %s query for %s: %w (check resourceRules.%s)", q.name, scope, err, q.name))}
 			return ch
 		}
+		rule := ""
+		if rec != nil {
+			rule = ruleField(q.name, kind)
+		}
 		go func() {
-			res, err := p.planner.Query(ctx, planner.Request{Backend: backend, Query: query, Rule: "resource/" + q.name + "/" + kind})
+			res, traced, err := provider.TraceQuery(ctx, p.planner, planner.Request{Backend: backend, Query: query, Rule: "resource/" + q.name + "/" + kind}, rec, q.name, rule)
 			if err != nil {
 				err = provider.BackendError(fmt.Sprintf("querying Prometheus for the %s usage of %s", q.name, scope), err)
 			}
-			ch <- answer{res, err}
+			ch <- answer{res, traced, err}
 		}()
 		return ch
 	}
@@ -267,5 +276,5 @@ func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string
 	if memory.err != nil {
 		return usageResults{}, memory.err
 	}
-	return usageResults{cpu: cpu.res, memory: memory.res}, nil
+	return usageResults{cpu: cpu.res, memory: memory.res, cpuTrace: cpu.traced, memoryTrace: memory.traced}, nil
 }

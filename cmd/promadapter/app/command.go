@@ -10,6 +10,9 @@ import (
 	"k8s.io/component-base/version"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
+	"github.com/promadapter/promadapter/pkg/cmd/check"
+	"github.com/promadapter/promadapter/pkg/cmd/doctor"
+	"github.com/promadapter/promadapter/pkg/cmd/explain"
 )
 
 // NewCommand returns the root command; with no subcommand it serves.
@@ -42,7 +45,9 @@ func NewCommand() *cobra.Command {
 	serveCmd := &cobra.Command{Use: "serve", Short: "Serve the metrics APIs (default)", RunE: serve, Args: cobra.NoArgs, SilenceUsage: true}
 	serveCmd.Flags().AddFlagSet(root.Flags())
 	root.AddCommand(serveCmd)
-	root.AddCommand(newCheckConfigCommand())
 	// Helper subcommands: each lives in a package of its own under pkg/cmd (one line each).
+	root.AddCommand(doctor.NewCommand())
+	root.AddCommand(check.NewCommand()) // also check-config, its alias
+	root.AddCommand(explain.NewCommand())
 	return root
 }
