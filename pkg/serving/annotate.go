@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/promadapter/promadapter/pkg/config"
 	"github.com/promadapter/promadapter/pkg/explain"
 	"github.com/promadapter/promadapter/pkg/promclient"
@@ -51,32 +49,9 @@ func configText(source string) []byte {
 	return data
 }
 
-// yamlLine is the line of the value at path (mapping keys) in the YAML document data; 0 when
-// it is not there.
-func yamlLine(data []byte, path []string) int {
-	var doc yaml.Node
-	if len(data) == 0 || yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return 0
-	}
-	n := doc.Content[0]
-	for _, key := range path {
-		if n.Kind != yaml.MappingNode {
-			return 0
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return 0
-		}
-		n = next
-	}
-	return n.Line
-}
+// yamlLine is the line of the field at path (mapping keys) in the YAML document data, as
+// config.FieldLine finds it; 0 when it is not there.
+func yamlLine(data []byte, path []string) int { return config.FieldLine(data, path...) }
 
 // checkBackends asks every backend of the current snapshot for vector(1), as serve's probe at
 // load does, and reports each one's state (by its redacted URL).

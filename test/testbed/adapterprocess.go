@@ -2,12 +2,8 @@ package testbed
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
-	"net/http"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // AdapterProcess is a promadapter process on a port of the test's choosing, which the test can
@@ -43,18 +39,7 @@ func (a *AdapterProcess) Restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", a.Port)
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness only
-	return readiness{component: "promadapter", expectation: "GET " + url + " to answer 200", timeout: 60 * time.Second, process: a.process}.
-		wait(ctx, func(ctx context.Context) (bool, string) {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := client.Do(req)
-			if err != nil {
-				return false, err.Error()
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, resp.Status
-		})
+	return waitAdapterReady(ctx, a.Port, a.process)
 }
 
 // LogTail returns the last n lines of the log.

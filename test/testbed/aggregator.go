@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"sort"
 	"strings"
@@ -72,34 +73,66 @@ func (c *Cluster) RegisterAdapter(ctx context.Context, port int, groups []APISer
 	if len(groups) == 0 {
 		return fmt.Errorf("registering the adapter: no group versions given; pass e.g. testbed.CustomMetricsV1beta1")
 	}
-	apply := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
-	if _, err := c.Client.CoreV1().Namespaces().Apply(ctx, corev1apply.Namespace(AdapterNamespace), apply); err != nil {
-		return fmt.Errorf("applying namespace %s: %w", AdapterNamespace, err)
-	}
+	return c.registerLocalhostAdapter(ctx, port, groups, nil)
+}
+
+// registerLocalhostAdapter is RegisterAdapter, and with a caBundle RegisterAdapterVerified: it
+// applies the namespace AdapterNamespace, the ExternalName Service AdapterServiceName that
+// resolves to localhost with port as its "https" port, and the APIServices of groups on that
+// Service (see applyAPIServices for what caBundle changes).
+func (c *Cluster) registerLocalhostAdapter(ctx context.Context, port int, groups []APIServiceGroup, caBundle []byte) error {
 	service := corev1apply.Service(AdapterServiceName, AdapterNamespace).WithSpec(corev1apply.ServiceSpec().
 		WithType(corev1.ServiceTypeExternalName).
 		WithExternalName("localhost").
 		WithPorts(corev1apply.ServicePort().WithName("https").WithPort(int32(port))))
-	if _, err := c.Client.CoreV1().Services(AdapterNamespace).Apply(ctx, service, apply); err != nil {
-		return fmt.Errorf("applying Service %s/%s: %w", AdapterNamespace, AdapterServiceName, err)
+	if err := c.applyAdapterService(ctx, service); err != nil {
+		return err
 	}
+	return c.applyAPIServices(ctx, groups, AdapterServiceName, port, caBundle)
+}
+
+// applyAdapterService applies the namespace AdapterNamespace and then service, a Service in it
+// (server-side apply, forced).
+func (c *Cluster) applyAdapterService(ctx context.Context, service *corev1apply.ServiceApplyConfiguration) error {
+	apply := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
+	if _, err := c.Client.CoreV1().Namespaces().Apply(ctx, corev1apply.Namespace(AdapterNamespace), apply); err != nil {
+		return fmt.Errorf("applying namespace %s: %w", AdapterNamespace, err)
+	}
+	if _, err := c.Client.CoreV1().Services(AdapterNamespace).Apply(ctx, service, apply); err != nil {
+		return fmt.Errorf("applying Service %s/%s: %w", AdapterNamespace, *service.GetName(), err)
+	}
+	return nil
+}
+
+// applyAPIServices applies one APIService per group version that sends it to port of the Service
+// AdapterNamespace/serviceName, with groupPriorityMinimum 100 and versionPriority 100 (200 for
+// v1beta2), server-side and forced. Without a caBundle the APIServices have
+// insecureSkipTLSVerify true; with one they carry it (base64 in the object) and
+// insecureSkipTLSVerify false, so kube-apiserver verifies the adapter's certificate.
+func (c *Cluster) applyAPIServices(ctx context.Context, groups []APIServiceGroup, serviceName string, port int, caBundle []byte) error {
+	apply := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
 	for _, g := range groups {
+		spec := map[string]any{
+			"group":   g.Group,
+			"version": g.Version,
+			"service": map[string]any{
+				"namespace": AdapterNamespace,
+				"name":      serviceName,
+				"port":      int64(port),
+			},
+			"insecureSkipTLSVerify": true,
+			"groupPriorityMinimum":  int64(100),
+			"versionPriority":       g.versionPriority(),
+		}
+		if len(caBundle) > 0 {
+			spec["caBundle"] = base64.StdEncoding.EncodeToString(caBundle)
+			spec["insecureSkipTLSVerify"] = false
+		}
 		apiService := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apiregistration.k8s.io/v1",
 			"kind":       "APIService",
 			"metadata":   map[string]any{"name": g.Name()},
-			"spec": map[string]any{
-				"group":   g.Group,
-				"version": g.Version,
-				"service": map[string]any{
-					"namespace": AdapterNamespace,
-					"name":      AdapterServiceName,
-					"port":      int64(port),
-				},
-				"insecureSkipTLSVerify": true,
-				"groupPriorityMinimum":  int64(100),
-				"versionPriority":       g.versionPriority(),
-			},
+			"spec":       spec,
 		}}
 		if _, err := c.Dynamic.Resource(apiServiceResource).Apply(ctx, g.Name(), apiService, apply); err != nil {
 			return fmt.Errorf("applying APIService %s: %w", g.Name(), err)

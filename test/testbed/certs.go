@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -55,7 +54,7 @@ type ClusterCerts struct {
 // certAuthority is a CA that issues certificates.
 type certAuthority struct {
 	cert *x509.Certificate
-	key  crypto.Signer
+	key  *ecdsa.PrivateKey
 }
 
 // writeClusterCerts generates a cluster's PKI into dir and returns the file paths.
@@ -116,39 +115,60 @@ func writeClusterCerts(dir string) (ClusterCerts, error) {
 
 // newCertAuthority generates a self-signed CA and writes its certificate and key.
 func newCertAuthority(commonName, certPath, keyPath string) (*certAuthority, error) {
+	ca, der, err := generateCA(commonName, x509.KeyUsageCertSign|x509.KeyUsageCRLSign|x509.KeyUsageDigitalSignature)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeCertAndKey(der, ca.key, certPath, keyPath); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// generateCA generates an ECDSA P-256 key and a CA certificate for it, self-signed, with the
+// given key usages and certTemplate's validity. It returns the CA and its certificate as DER.
+func generateCA(commonName string, usage x509.KeyUsage) (*certAuthority, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generating the key of CA %s: %w", commonName, err)
+		return nil, nil, fmt.Errorf("generating the key of CA %s: %w", commonName, err)
 	}
 	template, err := certTemplate(pkix.Name{CommonName: commonName})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	template.IsCA = true
-	template.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	template.KeyUsage = usage
 	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("self-signing CA %s: %w", commonName, err)
+		return nil, nil, fmt.Errorf("self-signing CA %s: %w", commonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("parsing CA %s: %w", commonName, err)
+		return nil, nil, fmt.Errorf("parsing CA %s: %w", commonName, err)
 	}
-	if err := writeCertAndKey(der, key, certPath, keyPath); err != nil {
-		return nil, err
-	}
-	return &certAuthority{cert: cert, key: key}, nil
+	return &certAuthority{cert: cert, key: key}, der, nil
 }
 
 // issue generates a key and a certificate signed by the CA and writes both.
 func (ca *certAuthority) issue(subject pkix.Name, usage x509.ExtKeyUsage, dnsNames []string, ips []net.IP, certPath, keyPath string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generating a key: %w", err)
-	}
 	template, err := certTemplate(subject)
 	if err != nil {
 		return err
+	}
+	der, key, err := ca.sign(template, usage, dnsNames, ips)
+	if err != nil {
+		return err
+	}
+	return writeCertAndKey(der, key, certPath, keyPath)
+}
+
+// sign generates an ECDSA P-256 key and a certificate for it from template (see certTemplate),
+// signed by the CA, for the extended key usage usage (key usage digital signature) and the
+// given names. It returns the certificate (DER) and the key.
+func (ca *certAuthority) sign(template *x509.Certificate, usage x509.ExtKeyUsage, dnsNames []string, ips []net.IP) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating a key: %w", err)
 	}
 	template.KeyUsage = x509.KeyUsageDigitalSignature
 	template.ExtKeyUsage = []x509.ExtKeyUsage{usage}
@@ -156,9 +176,9 @@ func (ca *certAuthority) issue(subject pkix.Name, usage x509.ExtKeyUsage, dnsNam
 	template.IPAddresses = ips
 	der, err := x509.CreateCertificate(rand.Reader, template, ca.cert, key.Public(), ca.key)
 	if err != nil {
-		return fmt.Errorf("signing: %w", err)
+		return nil, nil, fmt.Errorf("signing a certificate for %s: %w", template.Subject.CommonName, err)
 	}
-	return writeCertAndKey(der, key, certPath, keyPath)
+	return der, key, nil
 }
 
 // certTemplate is the part every certificate shares: subject, random serial number, validity.

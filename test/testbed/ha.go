@@ -9,7 +9,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
 	discoveryv1apply "k8s.io/client-go/applyconfigurations/discovery/v1"
 )
@@ -60,44 +59,18 @@ func (c *Cluster) RegisterAdapterReplicas(ctx context.Context, groups []APIServi
 	if len(ports) == 0 {
 		return fmt.Errorf("registering the adapter replicas: no ports given")
 	}
-	apply := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
-	if _, err := c.Client.CoreV1().Namespaces().Apply(ctx, corev1apply.Namespace(AdapterNamespace), apply); err != nil {
-		return fmt.Errorf("applying namespace %s: %w", AdapterNamespace, err)
-	}
 	service := corev1apply.Service(ReplicatedAdapterServiceName, AdapterNamespace).WithSpec(corev1apply.ServiceSpec().
 		WithType(corev1.ServiceTypeClusterIP).
 		WithPorts(corev1apply.ServicePort().WithName(replicaPortName).WithPort(replicaServicePort).WithProtocol(corev1.ProtocolTCP)))
-	if _, err := c.Client.CoreV1().Services(AdapterNamespace).Apply(ctx, service, apply); err != nil {
-		return fmt.Errorf("applying Service %s/%s: %w", AdapterNamespace, ReplicatedAdapterServiceName, err)
+	if err := c.applyAdapterService(ctx, service); err != nil {
+		return err
 	}
 	for _, port := range ports {
 		if err := c.AddAdapterReplica(ctx, port); err != nil {
 			return err
 		}
 	}
-	for _, g := range groups {
-		apiService := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "apiregistration.k8s.io/v1",
-			"kind":       "APIService",
-			"metadata":   map[string]any{"name": g.Name()},
-			"spec": map[string]any{
-				"group":   g.Group,
-				"version": g.Version,
-				"service": map[string]any{
-					"namespace": AdapterNamespace,
-					"name":      ReplicatedAdapterServiceName,
-					"port":      int64(replicaServicePort),
-				},
-				"insecureSkipTLSVerify": true,
-				"groupPriorityMinimum":  int64(100),
-				"versionPriority":       g.versionPriority(),
-			},
-		}}
-		if _, err := c.Dynamic.Resource(apiServiceResource).Apply(ctx, g.Name(), apiService, apply); err != nil {
-			return fmt.Errorf("applying APIService %s: %w", g.Name(), err)
-		}
-	}
-	return nil
+	return c.applyAPIServices(ctx, groups, ReplicatedAdapterServiceName, replicaServicePort, nil)
 }
 
 // AddAdapterReplica adds the adapter serving HTTPS on 127.0.0.1:port to the endpoints of

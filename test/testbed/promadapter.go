@@ -81,19 +81,7 @@ func (c *Cluster) StartAdapter(ctx context.Context, o AdapterOptions) (*Adapter,
 	if err != nil {
 		return nil, err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	err = readiness{component: "promadapter", expectation: "GET " + url + " to answer 200", timeout: 60 * time.Second, process: a.process}.
-		wait(ctx, func(ctx context.Context) (bool, string) {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := client.Do(req)
-			if err != nil {
-				return false, err.Error()
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, resp.Status
-		})
-	if err != nil {
+	if err := waitAdapterReady(ctx, port, a.process); err != nil {
 		a.Stop()
 		return nil, err
 	}
@@ -110,6 +98,24 @@ func (c *Cluster) StartAdapter(ctx context.Context, o AdapterOptions) (*Adapter,
 		return nil, fmt.Errorf("%w (adapter log: %s)", err, a.LogPath)
 	}
 	return a, nil
+}
+
+// waitAdapterReady waits up to 60 s for the promadapter process serving HTTPS on
+// 127.0.0.1:port to answer GET /readyz with 200 (its certificate is not verified), and fails
+// early if the process exits.
+func waitAdapterReady(ctx context.Context, port int, process *Process) error {
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness only
+	return readiness{component: "promadapter", expectation: "GET " + url + " to answer 200", timeout: 60 * time.Second, process: process}.
+		wait(ctx, func(ctx context.Context) (bool, string) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				return false, err.Error()
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, resp.Status
+		})
 }
 
 // Stop ends the adapter.

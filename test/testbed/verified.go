@@ -2,15 +2,9 @@ package testbed
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
 )
 
 // ServingDNSName is the name kube-apiserver checks in the certificate of an adapter registered
@@ -26,35 +20,7 @@ func (c *Cluster) RegisterAdapterVerified(ctx context.Context, port int, groups 
 	if port <= 0 || port > 65535 || len(groups) == 0 || len(caBundle) == 0 {
 		return fmt.Errorf("registering the adapter: need a TCP port (got %d), group versions (got %d) and a caBundle (got %d bytes)", port, len(groups), len(caBundle))
 	}
-	apply := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
-	if _, err := c.Client.CoreV1().Namespaces().Apply(ctx, corev1apply.Namespace(AdapterNamespace), apply); err != nil {
-		return fmt.Errorf("applying namespace %s: %w", AdapterNamespace, err)
-	}
-	service := corev1apply.Service(AdapterServiceName, AdapterNamespace).WithSpec(corev1apply.ServiceSpec().
-		WithType(corev1.ServiceTypeExternalName).WithExternalName("localhost").
-		WithPorts(corev1apply.ServicePort().WithName("https").WithPort(int32(port))))
-	if _, err := c.Client.CoreV1().Services(AdapterNamespace).Apply(ctx, service, apply); err != nil {
-		return fmt.Errorf("applying Service %s/%s: %w", AdapterNamespace, AdapterServiceName, err)
-	}
-	for _, g := range groups {
-		apiService := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "apiregistration.k8s.io/v1",
-			"kind":       "APIService",
-			"metadata":   map[string]any{"name": g.Name()},
-			"spec": map[string]any{
-				"group": g.Group, "version": g.Version,
-				"service":               map[string]any{"namespace": AdapterNamespace, "name": AdapterServiceName, "port": int64(port)},
-				"caBundle":              base64.StdEncoding.EncodeToString(caBundle),
-				"insecureSkipTLSVerify": false,
-				"groupPriorityMinimum":  int64(100),
-				"versionPriority":       g.versionPriority(),
-			},
-		}}
-		if _, err := c.Dynamic.Resource(apiServiceResource).Apply(ctx, g.Name(), apiService, apply); err != nil {
-			return fmt.Errorf("applying APIService %s: %w", g.Name(), err)
-		}
-	}
-	return nil
+	return c.registerLocalhostAdapter(ctx, port, groups, caBundle)
 }
 
 // WriteServing issues a certificate for dnsName valid from notBefore to notAfter and writes it

@@ -12,6 +12,7 @@ import (
 
 	"github.com/promadapter/promadapter/pkg/discovery"
 	"github.com/promadapter/promadapter/pkg/naming"
+	"github.com/promadapter/promadapter/pkg/promclient"
 )
 
 // recorder is the discovery.Lister a rule is discovered through: it passes each call to the
@@ -44,9 +45,16 @@ func (r *recorder) LabelNames(ctx context.Context, matches []string, start, end 
 	return v, err
 }
 
-// discover runs serve's discovery for one rule alone, through rec, into a registry of its own.
-func (c *checker) discover(ctx context.Context, r *naming.Rule, rec *recorder) (*discovery.Registry, error) {
-	reg := discovery.NewRegistry()
+// discover begins the check of a rule: it gets the client of the rule's backend, runs serve's
+// discovery for the rule alone, through a recorder, into a registry of its own, and counts the
+// series of the seriesQuery. ok is false when the check ends there (no client, or discovery
+// fails), with rep saying why; a failed count is reported in rep and the check goes on.
+func (c *checker) discover(ctx context.Context, r *naming.Rule, rep *RuleReport) (client *promclient.Client, rec *recorder, reg *discovery.Registry, ok bool) {
+	if client, ok = c.client(r, rep); !ok {
+		return nil, nil, nil, false
+	}
+	rec = &recorder{Lister: client, labels: map[string][]string{}}
+	reg = discovery.NewRegistry()
 	d := &discovery.Discoverer{Registry: reg, MaxAge: c.maxAge, Now: c.now,
 		ListerFor: func(*naming.Rule) (discovery.Lister, error) { return rec, nil }}
 	if r.Kind == naming.KindCustom {
@@ -56,29 +64,26 @@ func (c *checker) discover(ctx context.Context, r *naming.Rule, rec *recorder) (
 	}
 	if err := d.RunOnce(ctx); err != nil {
 		if failing := reg.Failing(); len(failing) > 0 {
-			return nil, fmt.Errorf("discovery fails: %s", ruleError(r, failing[0]))
+			err = fmt.Errorf("discovery fails: %s", ruleError(r, failing[0]))
+		} else {
+			err = fmt.Errorf("discovery fails: %w", err)
 		}
-		return nil, fmt.Errorf("discovery fails: %w", err)
+		rep.Errors = append(rep.Errors, err.Error())
+		return nil, nil, nil, false
 	}
 	sort.Strings(rec.names)
-	return reg, nil
+	if err := c.countSeries(ctx, client, r, rec.names, rep); err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	return client, rec, reg, true
 }
 
 // custom checks a custom rule: discovery, series, resources, labels and a sample request.
 func (c *checker) custom(ctx context.Context, r *naming.Rule) RuleReport {
 	rep := c.ruleReport(r)
-	client, ok := c.client(r, &rep)
+	client, rec, reg, ok := c.discover(ctx, r, &rep)
 	if !ok {
 		return rep
-	}
-	rec := &recorder{Lister: client, labels: map[string][]string{}}
-	reg, err := c.discover(ctx, r, rec)
-	if err != nil {
-		rep.Errors = append(rep.Errors, err.Error())
-		return rep
-	}
-	if err := c.countSeries(ctx, client, r, rec.names, &rep); err != nil {
-		rep.Errors = append(rep.Errors, err.Error())
 	}
 	var found []discovery.CustomMetric
 	for _, info := range reg.ListCustom() {
@@ -139,18 +144,9 @@ func (c *checker) customMetrics(found []discovery.CustomMetric, rep *RuleReport)
 // external checks an external rule: discovery, series, metric names and a sample request.
 func (c *checker) external(ctx context.Context, r *naming.Rule) RuleReport {
 	rep := c.ruleReport(r)
-	client, ok := c.client(r, &rep)
+	client, _, reg, ok := c.discover(ctx, r, &rep)
 	if !ok {
 		return rep
-	}
-	rec := &recorder{Lister: client, labels: map[string][]string{}}
-	reg, err := c.discover(ctx, r, rec)
-	if err != nil {
-		rep.Errors = append(rep.Errors, err.Error())
-		return rep
-	}
-	if err := c.countSeries(ctx, client, r, rec.names, &rep); err != nil {
-		rep.Errors = append(rep.Errors, err.Error())
 	}
 	var found, won []discovery.ExternalMetric
 	for _, info := range reg.ListExternal() {
