@@ -108,6 +108,16 @@ func (r *Recorder) Sent(q Query) *Query {
 	return p
 }
 
+// Planned records, for the query q, the plan it followed and why (Query.Plan).
+func (r *Recorder) Planned(q *Query, plan string) {
+	if r == nil || q == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q.Plan = plan
+}
+
 // Kept records, for the query q, the samples of its answer that concern the objects the
 // request covers (sorted by their labels), and how many samples the answer holds in all.
 func (r *Recorder) Kept(q *Query, kept []*model.Sample, total int) {

@@ -128,6 +128,9 @@ func objectsText(o *Objects) string {
 
 func sentText(q Query) string {
 	to := fmt.Sprintf("sent to backend %q at %s", q.Backend, q.URL)
+	if q.Plan != "" {
+		to = fmt.Sprintf("planned %s, %s", q.Plan, to)
+	}
 	if q.Error != "" {
 		return fmt.Sprintf("%s; it failed (%s): %s", to, q.Cause, q.Error)
 	}

@@ -122,6 +122,9 @@ type Query struct {
 	// (the adapter's query cache), "in-flight" (an identical query on its way), "stale"
 	// (the backend failed; its last good answer, --serve-stale-for).
 	Answered string `json:"answered,omitempty"`
+	// Plan is how an object request was queried and why, e.g. "by-name (cheaper)" or
+	// "namespace (shared)" (pkg/planner.ChoosePlan); "" for other queries.
+	Plan string `json:"plan,omitempty"`
 	// Time is the evaluation time of the answer.
 	Time *time.Time `json:"time,omitempty"`
 	// Samples are the answer's samples for the objects the request covers (every sample for

@@ -165,9 +165,13 @@ type ObjectQuery struct {
 	// Namespace is the objects' namespace; empty for cluster-scoped resources.
 	Namespace string
 	// Names restricts the query to these objects when the template cannot group by the
-	// resource label. When the template groups, the query covers the whole namespace and the
-	// caller filters results — so query size never grows with the number of objects.
+	// resource label, or when ByName is set. Otherwise the query covers the whole namespace
+	// and the caller filters results — so query size never grows with the number of objects.
 	Names []string
+	// ByName asks for the by-name plan even when the template groups: the resource matcher
+	// is the escaped names (`pod="a"`, `pod=~"a|b"`) instead of `pod!=""`. The caller
+	// (the adaptive planner) bounds the query's length.
+	ByName bool
 	// MetricSelector adds matchers on the series' own labels (metricLabelSelector).
 	MetricSelector labels.Selector
 }
@@ -223,7 +227,7 @@ func (r *Rule) RenderObjectQuery(q ObjectQuery) (RenderedQuery, error) {
 	if err != nil {
 		return RenderedQuery{}, err
 	}
-	rq := RenderedQuery{ResourceLabel: label, ByName: !r.Query.Groups()}
+	rq := RenderedQuery{ResourceLabel: label, ByName: q.ByName || !r.Query.Groups()}
 	if q.Namespace != "" {
 		rq.NamespaceLabel = r.Resources.NamespaceLabel()
 		rq.NamespaceInQuery = r.Query.Restricts(rq.NamespaceLabel)

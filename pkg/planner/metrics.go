@@ -20,6 +20,7 @@ type plannerMetrics struct {
 	staleAnswers     *metrics.CounterVec // {rule}
 	tooLargeResults  *metrics.CounterVec // {rule}
 	staleStoreBytes  *metrics.Gauge
+	objectPlans      *metrics.CounterVec // {rule, plan, reason}
 
 	// The requests_total children of each backend, resolved once per backend: the hit path
 	// must not build label hashes. backend name -> *requestCounters.
@@ -111,8 +112,15 @@ func registeredMetrics() *plannerMetrics {
 				Help:           "Estimated memory of the last good results kept for --serve-stale-for, in bytes; mostly the same results the cache holds.",
 				StabilityLevel: metrics.ALPHA,
 			}),
+			objectPlans: metrics.NewCounterVec(&metrics.CounterOpts{
+				Namespace:      "promadapter",
+				Subsystem:      "planner",
+				Name:           "object_plans_total",
+				Help:           "Plans chosen for object requests, by rule, plan (namespace: one shared namespace-wide query; by-name: a query for the objects asked) and reason (forced, too-long, shared, reused, unknown-size, cheaper, shared-demand).",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"rule", "plan", "reason"}),
 		}
-		legacyregistry.MustRegister(m.upstreamQueries, m.upstreamDuration, m.requests, m.cacheBytes,
+		legacyregistry.MustRegister(m.objectPlans, m.upstreamQueries, m.upstreamDuration, m.requests, m.cacheBytes,
 			m.resultSamples, m.queryBytes, m.longestQuery, m.staleAnswers, m.tooLargeResults, m.staleStoreBytes)
 		sharedMetrics = m
 	})

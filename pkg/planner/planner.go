@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,9 @@ type Options struct {
 	// failures started. Last good results are kept under their own MaxCacheBytes bound and
 	// never beyond CachePeriod+ServeStaleFor after their upstream call started. 0 disables.
 	ServeStaleFor time.Duration
+	// ObjectPlans is how object requests choose their plan (ChoosePlan); "" means
+	// PlanAdaptive.
+	ObjectPlans PlanMode
 	// Now is the clock for cache periods; nil means time.Now. Durations in the planner's own
 	// metrics always use the real clock.
 	Now func() time.Time
@@ -129,6 +133,8 @@ type Planner struct {
 	now      func() time.Time
 	slots    chan struct{} // one token per upstream call in flight
 	m        *plannerMetrics
+	planMode PlanMode
+	demand   demand
 
 	mu       sync.Mutex // guards inflight, cache, lastGood, tooLargeLogged and every call's waiters and result
 	inflight map[cacheKey]*call
@@ -185,6 +191,11 @@ func New(o Options) *Planner {
 		m:              m,
 		inflight:       make(map[cacheKey]*call),
 		tooLargeLogged: make(map[string]bool),
+		planMode:       o.ObjectPlans,
+		demand:         demand{seed: maphash.MakeSeed(), scopes: make(map[uint64]*scopeDemand)},
+	}
+	if p.planMode == "" {
+		p.planMode = PlanAdaptive
 	}
 	p.cache.init(maxBytes, m.cacheBytes)
 	p.lastGood.init(maxBytes, m.staleStoreBytes)

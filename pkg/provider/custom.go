@@ -204,33 +204,34 @@ func (c *Custom) namespaced(rule *naming.Rule, gr schema.GroupResource) bool {
 	return rule.Resources.Namespaced(gr)
 }
 
-// query runs the rule's query for objects in ns and returns the one sample of each object
-// asked for, keyed by object name. Samples of other namespaces are left out; two samples for
+// query runs the rule's query for objects in ns, in the plan the planner chooses (namespace-wide
+// or by name, see planQuery), and returns the one sample of each object asked for, keyed by
+// object name. Samples of other namespaces are left out; two samples for
 // one object are an error.
 func (c *Custom) query(ctx context.Context, st *State, m discovery.CustomMetric, ns string, names []string, metricSelector labels.Selector, rec *explain.Recorder) (map[string]*model.Sample, error) {
-	render := func(sel labels.Selector) (naming.RenderedQuery, error) {
-		return m.Rule.RenderObjectQuery(naming.ObjectQuery{
-			Series: m.Series, Resource: m.GroupResource, Namespace: ns, Names: names, MetricSelector: sel,
-		})
-	}
-	rq, err := render(metricSelector)
-	if err != nil {
-		return nil, renderError(m.Rule, err)
-	}
 	backend, err := st.backendFor(m.Rule, ns)
 	if err != nil {
 		return nil, err
 	}
+	plan, err := c.planQuery(m, backend, ns, names, metricSelector)
+	if err != nil {
+		return nil, renderError(m.Rule, err)
+	}
+	rq := plan.rq
 	run := queryRunner{planner: c.Planner, backend: backend, rec: rec}
 	res, traced, err := run.run(ctx, fmt.Sprintf("querying metric %q (rule %s)", m.Metric, m.Rule.ID), m.Rule, rq.PromQL, metricSelector,
 		func() (string, error) {
-			plain, err := render(nil)
+			plain, err := plan.render(nil)
 			return plain.PromQL, err
 		})
+	if rec != nil {
+		rec.Planned(traced, planText(plan.choice))
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The result covers the whole namespace; keep the objects asked for.
+	// The result covers the whole namespace (or, by name, the objects asked for and same-named
+	// ones of other namespaces when the template drops the namespace): keep the objects asked.
 	wanted := make(map[string]bool, len(names))
 	for _, n := range names {
 		wanted[n] = true

@@ -65,7 +65,7 @@ func TestExplainCustomSelectorRequest(t *testing.T) {
 	at := sampleTime.UTC()
 	want := explain.Query{What: "metric", Rule: "custom/0 (test.yaml:0)", Backend: "default", URL: e.prom.URL(),
 		PromQL: `sum(rate(http_requests_total{namespace="shop",pod!=""}[2m])) by (pod)`, Lookback: "2m", Answered: "backend",
-		Time: &at, Total: 3, Others: 1, Samples: []explain.Sample{
+		Plan: "namespace (cheaper)", Time: &at, Total: 3, Others: 1, Samples: []explain.Sample{
 			{Labels: map[string]string{"pod": "web-1"}, Value: "1.5", Time: at},
 			{Labels: map[string]string{"pod": "web-2"}, Value: "2", Time: at},
 		}}

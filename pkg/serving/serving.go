@@ -71,7 +71,7 @@ func Build(ctx context.Context, o *options.Options, cluster Cluster) (*Parts, er
 	p := &Parts{Reloader: reloader, Refusals: &informeraccess.Refusals{}}
 	p.Planner = planner.New(planner.Options{
 		CachePeriod: o.QueryCachePeriod, MaxCacheBytes: o.QueryCacheMaxBytes, MaxConcurrent: o.MaxConcurrentQueries,
-		MaxSlotWait: o.PrometheusTimeout, ServeStaleFor: o.ServeStaleFor,
+		MaxSlotWait: o.PrometheusTimeout, ServeStaleFor: o.ServeStaleFor, ObjectPlans: planner.PlanMode(o.QueryPlan),
 	})
 	if p.Mapper, err = cluster.RESTMapper(); err != nil {
 		return nil, fmt.Errorf("reading the cluster's API resources (is --lister-kubeconfig or the in-cluster config right?): %w", err)

@@ -52,6 +52,8 @@ type options struct {
 	// backendKinds and backendPods configure the backend measurement (backends.go).
 	backendKinds []string
 	backendPods  int
+	// adaptivePods is the namespace size of the adaptive planner's measurement (adaptive.go).
+	adaptivePods int
 }
 
 func main() {
@@ -73,6 +75,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the adapter's heap profile (/debug/pprof/heap) after the latency measurements of each size and cache setting into this directory")
 	flag.StringVar(&backendKinds, "backend-kinds", strings.Join(allBackendKinds, ","), "backends to serve the selector request from in turn, comma-separated, among "+strings.Join(allBackendKinds, ",")+"; empty skips the backend measurement")
 	flag.IntVar(&o.backendPods, "backend-pods", 1000, "cluster size (pods) of the backend measurement")
+	flag.IntVar(&o.adaptivePods, "adaptive-pods", 10000, "namespace size (pods) on which one 10-pod selector is answered under each --query-plan (adaptive.go; the second regime, 100 selectors on 1,000 pods, runs with it); 0 skips the measurement")
 	flag.StringVar(&o.adapterVersion, "adapter-version", "", "promadapter version to print in the report (default: asked from the binary)")
 	flag.Parse()
 	var err error
@@ -88,8 +91,8 @@ func main() {
 	if o.backendPods <= 0 {
 		fatal(fmt.Errorf("-backend-pods %d: give a pod count such as 1000", o.backendPods))
 	}
-	if len(o.sizes) == 0 && len(o.discoverySeries) == 0 && len(o.backendKinds) == 0 && o.renderOnly == "" {
-		fatal(errors.New("-sizes, -discovery-series and -backend-kinds are all empty: nothing to measure"))
+	if len(o.sizes) == 0 && len(o.discoverySeries) == 0 && len(o.backendKinds) == 0 && o.adaptivePods <= 0 && o.renderOnly == "" {
+		fatal(errors.New("-sizes, -discovery-series and -backend-kinds are all empty and -adaptive-pods is 0: nothing to measure"))
 	}
 	if o.requests < 100 {
 		fatal(fmt.Errorf("-requests %d: at least 100 are needed for a meaningful p99", o.requests))
@@ -170,6 +173,9 @@ func run(ctx context.Context, o options) error {
 	results, err := b.measure(ctx)
 	if err == nil {
 		err = b.measureBackends(ctx, results)
+	}
+	if err == nil {
+		err = b.measureAdaptive(ctx, results)
 	}
 	resultsPath := filepath.Join(workDir, "results.json")
 	if results != nil {

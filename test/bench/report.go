@@ -80,6 +80,7 @@ func renderMarkdown(r *Results, plotPath string) string {
 	}
 	renderDiscovery(p, r.Discovery)
 	renderBackends(p, r.Backends)
+	renderAdaptive(p, r.Adaptive)
 	renderReference(p)
 	return b.String()
 }

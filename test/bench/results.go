@@ -22,6 +22,8 @@ type Results struct {
 	Discovery   []DiscoveryResult `json:"discovery"`
 	// Backends is the selector request served from each kind of backend (-backend-kinds).
 	Backends *BackendsResult `json:"backends,omitempty"`
+	// Adaptive is the adaptive planner's measurement (-adaptive-pods).
+	Adaptive *AdaptiveResult `json:"adaptive,omitempty"`
 }
 
 // Machine describes where the benchmark ran.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
+	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/promclient"
 	"github.com/promadapter/promadapter/pkg/provider"
 )
@@ -52,6 +53,10 @@ type Options struct {
 	// ServeStaleFor is how long after a query started failing because Prometheus is down its
 	// last good answer is still served; 0 (the default) never serves a stale answer.
 	ServeStaleFor time.Duration
+	// QueryPlan is how a request about some objects is queried: "adaptive" (the default)
+	// chooses per request between one shared namespace-wide query and a query for the objects
+	// by name; "namespace" always uses the namespace-wide one (pkg/planner.ChoosePlan).
+	QueryPlan string
 
 	EnableResourceMetrics bool
 	EnableCustomMetrics   bool
@@ -80,6 +85,7 @@ func New() *Options {
 		PrometheusMaxSamples:     promclient.DefaultMaxSamples,
 		QueryCachePeriod:         10 * time.Second,
 		QueryCacheMaxBytes:       64 << 20,
+		QueryPlan:                string(planner.PlanAdaptive),
 		MaxConcurrentQueries:     16,
 		EnableResourceMetrics:    true,
 		EnableCustomMetrics:      true,
@@ -115,6 +121,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.QueryCachePeriod, "query-cache-period", o.QueryCachePeriod, "how long a query result is reused by identical requests; 0 disables the cache (in-flight requests are still shared)")
 	fs.Int64Var(&o.QueryCacheMaxBytes, "query-cache-max-bytes", o.QueryCacheMaxBytes, "memory bound of the query result cache")
 	fs.IntVar(&o.MaxConcurrentQueries, "max-concurrent-queries", o.MaxConcurrentQueries, "upper bound of queries in flight to Prometheus")
+	fs.StringVar(&o.QueryPlan, "query-plan", o.QueryPlan, "how a selector request (an HPA's pods metric) is queried: adaptive chooses per request between one namespace-wide query shared by every caller of the namespace and a query for the selected objects by name, from the namespace's size, the objects selected, what is cached and how many selectors ask; namespace always uses the namespace-wide query")
 	fs.DurationVar(&o.ServeStaleFor, "serve-stale-for", o.ServeStaleFor, "while Prometheus is down (unreachable, timing out, failing or answering partially), keep answering a query's last good result, with its original timestamps, for this long after its failures started; 0 answers 503 at once")
 
 	fs.BoolVar(&o.EnableResourceMetrics, "enable-resource-metrics", o.EnableResourceMetrics, "serve metrics.k8s.io (kubectl top, HPA on CPU/memory) from resourceRules")
@@ -192,6 +199,9 @@ func (o *Options) Validate() []error {
 	}
 	if o.PrometheusMaxSamples <= 0 {
 		errs = append(errs, fmt.Errorf("--prometheus-max-samples=%d must be positive (default %d)", o.PrometheusMaxSamples, promclient.DefaultMaxSamples))
+	}
+	if o.QueryPlan != string(planner.PlanAdaptive) && o.QueryPlan != string(planner.PlanAlwaysNamespace) {
+		errs = append(errs, fmt.Errorf("--query-plan=%q must be %q or %q", o.QueryPlan, planner.PlanAdaptive, planner.PlanAlwaysNamespace))
 	}
 	if o.ServeStaleFor < 0 {
 		errs = append(errs, fmt.Errorf("--serve-stale-for=%s must not be negative (0 never serves a stale answer)", o.ServeStaleFor))
