@@ -212,6 +212,9 @@ func hpaScenarios() []hpaScenario {
 func TestHPA(t *testing.T) {
 	for _, major := range []string{"3", "2"} {
 		t.Run("prometheus-"+major, func(t *testing.T) {
+			// Both majors at once, each on its own cluster: the scenarios mostly wait for
+			// rate windows and HPA syncs, and running them side by side halves the test's time.
+			t.Parallel()
 			e := startHPAEnv(t, major)
 			// All four at once, whatever go test's -parallel (2 on a 2-core machine): t.Run
 			// from goroutines, rather than t.Parallel, so the phases of one scenario do not

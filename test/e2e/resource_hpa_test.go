@@ -31,7 +31,12 @@ const newPodReadyAgo = 30 * time.Second
 // pod out for its first 5 minutes.
 func TestHPACountsAPodReady30sAgo(t *testing.T) {
 	for _, major := range []string{"3", "2"} {
-		t.Run("prometheus-"+major, func(t *testing.T) { runNewPodCounts(t, major) })
+		t.Run("prometheus-"+major, func(t *testing.T) {
+			// Each major on its own cluster, side by side: the test mostly waits for readiness
+			// delays and HPA syncs.
+			t.Parallel()
+			runNewPodCounts(t, major)
+		})
 	}
 }
 
