@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/promadapter/promadapter/test/fixture"
+	"github.com/promadapter/promadapter/test/testbed"
 )
 
 // sumCounter adds up every sample of a counter family in Prometheus text format whose label
@@ -93,7 +94,13 @@ func (e *env) get(path string) ([]byte, error) {
 // adapterMetrics reads the adapter's own /metrics with the admin identity.
 func (e *env) adapterMetrics(t *testing.T) string {
 	t.Helper()
-	cfg := rest.CopyConfig(e.cluster.RESTConfig)
+	return adapterMetricsAt(t, e.cluster, e.adapter.Port)
+}
+
+// adapterMetricsAt reads the /metrics of the adapter on port with the cluster's admin identity.
+func adapterMetricsAt(t *testing.T, cluster *testbed.Cluster, port int) string {
+	t.Helper()
+	cfg := rest.CopyConfig(cluster.RESTConfig)
 	tlsCfg, err := rest.TLSConfigFor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +108,7 @@ func (e *env) adapterMetrics(t *testing.T) string {
 	tlsCfg.InsecureSkipVerify = true // the adapter's self-signed serving cert
 	tlsCfg.RootCAs = nil
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/metrics", e.adapter.Port))
+	resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/metrics", port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,9 @@ type Options struct {
 	// chooses per request between one shared namespace-wide query and a query for the objects
 	// by name; "namespace" always uses the namespace-wide one (pkg/planner.ChoosePlan).
 	QueryPlan string
+	// MemoryLimitRatio is the part of the container's memory limit given to the Go runtime as
+	// its soft limit (pkg/memlimit); 0 leaves the runtime alone.
+	MemoryLimitRatio float64
 
 	EnableResourceMetrics bool
 	EnableCustomMetrics   bool
@@ -87,6 +90,7 @@ func New() *Options {
 		QueryCacheMaxBytes:       64 << 20,
 		QueryPlan:                string(planner.PlanAdaptive),
 		MaxConcurrentQueries:     16,
+		MemoryLimitRatio:         0.9,
 		EnableResourceMetrics:    true,
 		EnableCustomMetrics:      true,
 		EnableExternalMetrics:    true,
@@ -123,6 +127,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentQueries, "max-concurrent-queries", o.MaxConcurrentQueries, "upper bound of queries in flight to Prometheus")
 	fs.StringVar(&o.QueryPlan, "query-plan", o.QueryPlan, "how a selector request (an HPA's pods metric) is queried: adaptive chooses per request between one namespace-wide query shared by every caller of the namespace and a query for the selected objects by name, from the namespace's size, the objects selected, what is cached and how many selectors ask; namespace always uses the namespace-wide query")
 	fs.DurationVar(&o.ServeStaleFor, "serve-stale-for", o.ServeStaleFor, "while Prometheus is down (unreachable, timing out, failing or answering partially), keep answering a query's last good result, with its original timestamps, for this long after its failures started; 0 answers 503 at once")
+
+	fs.Float64Var(&o.MemoryLimitRatio, "memory-limit-ratio", o.MemoryLimitRatio, "part of the container's memory limit (cgroup memory.max) given to the Go runtime as its soft limit, so the garbage collector works harder near the limit instead of the kernel killing the adapter during a large answer; 0 disables it, and GOMEMLIMIT, when set, wins")
 
 	fs.BoolVar(&o.EnableResourceMetrics, "enable-resource-metrics", o.EnableResourceMetrics, "serve metrics.k8s.io (kubectl top, HPA on CPU/memory) from resourceRules")
 	fs.BoolVar(&o.EnableCustomMetrics, "enable-custom-metrics", o.EnableCustomMetrics, "serve custom.metrics.k8s.io from rules")
@@ -190,6 +196,9 @@ func (o *Options) Validate() []error {
 	}
 	if o.QueryCachePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--query-cache-period must not be negative (0 disables the cache)"))
+	}
+	if o.MemoryLimitRatio < 0 || o.MemoryLimitRatio > 1 {
+		errs = append(errs, fmt.Errorf("--memory-limit-ratio=%g must be between 0 (off) and 1, e.g. 0.9", o.MemoryLimitRatio))
 	}
 	if o.MaxConcurrentQueries < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-queries must be at least 1"))
