@@ -104,7 +104,7 @@ func (b *bench) measureAdaptive(ctx context.Context, results *Results) error {
 // and measures selectors of them (apps app-0, app-1, …) asked round-robin under each
 // --query-plan with cachePeriod.
 func (b *bench) runAdaptiveRegime(ctx context.Context, pods, selectors int, cachePeriod time.Duration) (AdaptiveRegime, error) {
-	spec := fixture.Spec{Pods: pods, Namespaces: 1, AppsPerNamespace: pods / podsPerApp, Nodes: max(3, pods/podsPerNode)}
+	spec := fixture.Spec{Pods: pods, Namespaces: 1, AppsPerNamespace: pods / podsPerApp, Nodes: max(3, pods/b.opts.podsPerNode)}
 	r := AdaptiveRegime{Pods: pods, Selectors: selectors, PodsPerSelector: podsPerApp, CachePeriod: secondsOf(cachePeriod), LoadBefore: loadAverage()}
 	if err := spec.Validate(); err != nil {
 		return r, err

@@ -184,7 +184,7 @@ func (b *bench) measureBackends(ctx context.Context, results *Results) error {
 // runBackends creates one cluster of pods pods and measures each kind of backend in it in
 // turn: a fresh backend loaded with the fixture's series, and a fresh adapter.
 func (b *bench) runBackends(ctx context.Context, kinds []string, pods int) (*BackendsResult, error) {
-	spec := layoutFor(pods)
+	spec := b.layoutFor(pods)
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}

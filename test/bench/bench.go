@@ -22,11 +22,10 @@ import (
 
 // Layout of the measured clusters: namespaces of 1,000 pods (the namespace size of
 // prometheus-adapter's reference figures), apps of 10 pods (what a selector request selects),
-// 100 pods per node.
+// and -pods-per-node pods per node.
 const (
 	podsPerNamespace = 1000
 	podsPerApp       = 10
-	podsPerNode      = 100
 )
 
 // Timing of the backfilled data: samples every sampleStep from dataLookback before the
@@ -85,6 +84,7 @@ func (b *bench) measure(ctx context.Context) (*Results, error) {
 		if err != nil {
 			return results, fmt.Errorf("measuring %d pods: %w", pods, err)
 		}
+		r.Promadapter = results.Versions.Promadapter
 		results.Sizes = append(results.Sizes, r)
 		klog.InfoS("Size measured", "pods", pods, "elapsed", time.Since(sizeStarted).Round(time.Second))
 	}
@@ -102,13 +102,13 @@ func (b *bench) measure(ctx context.Context) (*Results, error) {
 }
 
 // layoutFor sizes the fixture for a pod count.
-func layoutFor(pods int) fixture.Spec {
+func (b *bench) layoutFor(pods int) fixture.Spec {
 	namespaces := max(1, pods/podsPerNamespace)
 	return fixture.Spec{
 		Pods:             pods,
 		Namespaces:       namespaces,
 		AppsPerNamespace: max(1, pods/namespaces/podsPerApp),
-		Nodes:            max(3, pods/podsPerNode),
+		Nodes:            max(3, pods/b.opts.podsPerNode),
 	}
 }
 

@@ -170,7 +170,8 @@ func TestNiceCeil(t *testing.T) {
 
 func TestRenderPlotIsWellFormedSVGWithOnePointPerSizeAndLine(t *testing.T) {
 	size := func(pods int, p99 Seconds, rss int64) SizeResult {
-		mode := ModeResult{ViaAPIServer: Latency{P50: p99 / 2, P99: p99}, RawPromQL: Latency{P50: p99 / 3}, RSS: RSS{AfterStart: rss, AfterRequests: rss, Peak: rss}}
+		mode := ModeResult{ViaAPIServer: Latency{P50: p99 / 2, P99: p99}, RawPromQL: Latency{P50: p99 / 3}, RSS: RSS{AfterStart: rss, AfterRequests: rss, Peak: rss},
+			TopPods: Latency{P50: p99 * 30}, TopPodsReplayed: Latency{P50: p99 * 25}, CPUPerRequest: p99 / 4, CPUPerPodMetricsList: p99 * 10}
 		return SizeResult{Pods: pods, CacheOn: mode, CacheOff: mode}
 	}
 	r := &Results{Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Machine: Machine{CPUs: 2},
@@ -195,11 +196,13 @@ func TestRenderPlotIsWellFormedSVGWithOnePointPerSizeAndLine(t *testing.T) {
 			}
 		}
 	}
-	// 5 latency lines and 3 memory lines, each with a point per size.
-	if polylines != 8 || circles != 8*3 {
-		t.Errorf("the plot has %d lines and %d points, want 8 lines and 24 points", polylines, circles)
+	// 5 latency, 3 kubectl top, 3 memory and 3 CPU lines, each with a point per size, and
+	// prometheus-adapter's published points at 1,000 and 10,000 pods in the kubectl top and
+	// memory panels.
+	if want := 5 + 3 + 3 + 3 + 2; polylines != want || circles != (want-2)*3+2*2 {
+		t.Errorf("the plot has %d lines and %d points, want %d lines and %d points", polylines, circles, want, (want-2)*3+2*2)
 	}
-	for _, label := range []string{"30,000", "target p99 10 ms", "target 96 MiB at 10k"} {
+	for _, label := range []string{"30,000", "target p99 10 ms", "target 256 MiB at 150k pods", "prometheus-adapter"} {
 		if !strings.Contains(svg, label) {
 			t.Errorf("the plot lacks the text %q", label)
 		}

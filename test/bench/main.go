@@ -54,6 +54,14 @@ type options struct {
 	backendPods  int
 	// adaptivePods is the namespace size of the adaptive planner's measurement (adaptive.go).
 	adaptivePods int
+	// hpas and hpaSyncs configure the HPA measurement (hpa.go).
+	hpas, hpaSyncs int
+	// podsPerNode sets the node count of each size's cluster (pods ÷ podsPerNode).
+	podsPerNode int
+	// baseline is the previous run's results (compare.go).
+	baseline string
+	// merge are earlier runs' results whose sizes this run adds to its report (merge.go).
+	merge []string
 }
 
 func main() {
@@ -76,8 +84,19 @@ func main() {
 	flag.StringVar(&backendKinds, "backend-kinds", strings.Join(allBackendKinds, ","), "backends to serve the selector request from in turn, comma-separated, among "+strings.Join(allBackendKinds, ",")+"; empty skips the backend measurement")
 	flag.IntVar(&o.backendPods, "backend-pods", 1000, "cluster size (pods) of the backend measurement")
 	flag.IntVar(&o.adaptivePods, "adaptive-pods", 10000, "namespace size (pods) on which one 10-pod selector is answered under each --query-plan (adaptive.go; the second regime, 100 selectors on 1,000 pods, runs with it); 0 skips the measurement")
+	flag.IntVar(&o.podsPerNode, "pods-per-node", 30, "pods per node of each size's cluster (30 is metrics-server's tested layout: 5,000 nodes of 30 pods)")
+	flag.StringVar(&o.baseline, "baseline", "", "the previous run's results, shown beside this run's and replaced by them when this run measures 10,000 pods (default: benchmarks.json next to -report; \"none\" neither reads nor writes one)")
+	flag.IntVar(&o.hpas, "hpas", 1000, "HorizontalPodAutoscalers synced by a real kube-controller-manager against one adapter (hpa.go), a multiple of 10; 0 skips the measurement")
+	flag.IntVar(&o.hpaSyncs, "hpa-syncs", 6, "HPA sync periods (15 s) measured after the warm-up")
+	var merge string
+	flag.StringVar(&merge, "merge", "", "comma-separated results.json files of earlier runs: their sizes this run does not measure are added to the report and plot, each labelled with when and of which build it was measured (sizes too long to measure in every run, such as 150,000 pods)")
 	flag.StringVar(&o.adapterVersion, "adapter-version", "", "promadapter version to print in the report (default: asked from the binary)")
 	flag.Parse()
+	for _, path := range strings.Split(merge, ",") {
+		if path = strings.TrimSpace(path); path != "" {
+			o.merge = append(o.merge, path)
+		}
+	}
 	var err error
 	if o.sizes, err = parseCounts(sizes); err != nil {
 		fatal(fmt.Errorf("-sizes %q: give pod counts such as 1000,10000,30000 (%v)", sizes, err))
@@ -91,14 +110,23 @@ func main() {
 	if o.backendPods <= 0 {
 		fatal(fmt.Errorf("-backend-pods %d: give a pod count such as 1000", o.backendPods))
 	}
-	if len(o.sizes) == 0 && len(o.discoverySeries) == 0 && len(o.backendKinds) == 0 && o.adaptivePods <= 0 && o.renderOnly == "" {
+	if len(o.sizes) == 0 && len(o.discoverySeries) == 0 && len(o.backendKinds) == 0 && o.adaptivePods <= 0 && o.hpas <= 0 && o.renderOnly == "" {
 		fatal(errors.New("-sizes, -discovery-series and -backend-kinds are all empty and -adaptive-pods is 0: nothing to measure"))
+	}
+	if o.podsPerNode <= 0 {
+		fatal(fmt.Errorf("-pods-per-node %d: give a positive count such as 30 or 100", o.podsPerNode))
 	}
 	if o.requests < 100 {
 		fatal(fmt.Errorf("-requests %d: at least 100 are needed for a meaningful p99", o.requests))
 	}
 	if o.plot == "" {
 		o.plot = filepath.Join(filepath.Dir(o.report), "benchmarks.svg")
+	}
+	switch o.baseline {
+	case "":
+		o.baseline = filepath.Join(filepath.Dir(o.report), "benchmarks.json")
+	case "none":
+		o.baseline = ""
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -137,10 +165,17 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
+		if err := mergeSizes(results, o.merge); err != nil {
+			return err
+		}
 		return render(results, o.report, o.plot)
 	}
 	// Fail before twenty minutes of measuring, not after.
 	if _, _, err := readGeneratedSection(o.report); err != nil {
+		return err
+	}
+	before, err := readBaseline(o.baseline)
+	if err != nil {
 		return err
 	}
 
@@ -177,8 +212,13 @@ func run(ctx context.Context, o options) error {
 	if err == nil {
 		err = b.measureAdaptive(ctx, results)
 	}
+	if err == nil {
+		err = b.measureHPA(ctx, results)
+	}
 	resultsPath := filepath.Join(workDir, "results.json")
 	if results != nil {
+		results.Before = before
+		err = errors.Join(err, mergeSizes(results, o.merge))
 		if werr := writeResults(resultsPath, results); werr != nil {
 			err = errors.Join(err, werr)
 		} else {
@@ -188,7 +228,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	return render(results, o.report, o.plot)
+	if err := render(results, o.report, o.plot); err != nil {
+		return err
+	}
+	if written, err := writeBaseline(o.baseline, results); err != nil {
+		return err
+	} else if written {
+		klog.InfoS("Wrote the next run's baseline", "path", o.baseline)
+	}
+	return nil
 }
 
 // render writes the report's generated section and the plot.

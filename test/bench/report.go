@@ -26,6 +26,15 @@ const (
 	targetDiscoverySeries = 1_000_000
 )
 
+// Issue #18's targets: at metrics-server's tested scale (150,000 pods on 5,000 nodes) the
+// adapter's memory stays under targetRSSAtScale, and `kubectl top pods -A` takes at most
+// targetTopPodsRatio times kubectl's own time on a replayed answer.
+const (
+	targetScalePods    = 150_000
+	targetRSSAtScale   = 256 << 20
+	targetTopPodsRatio = 1.5
+)
+
 // targetTopPods is the kubectl top pods -A wall-time target by pod count.
 var targetTopPods = map[int]time.Duration{10_000: 250 * time.Millisecond, 30_000: 750 * time.Millisecond}
 
@@ -75,12 +84,15 @@ func renderMarkdown(r *Results, plotPath string) string {
 	if len(r.Sizes) > 0 {
 		renderTargets(p, r)
 	}
+	renderProjection(p, r)
+	renderBeforeAfter(p, r)
 	for _, s := range r.Sizes {
 		renderSize(p, s, r.CachePeriod)
 	}
 	renderDiscovery(p, r.Discovery)
 	renderBackends(p, r.Backends)
 	renderAdaptive(p, r.Adaptive)
+	renderHPA(p, r.HPA)
 	renderReference(p)
 	return b.String()
 }
@@ -88,7 +100,7 @@ func renderMarkdown(r *Results, plotPath string) string {
 type printer func(format string, args ...any)
 
 func renderTargets(p printer, r *Results) {
-	p("### Issue #10 targets\n\n")
+	p("### Targets (issues #10, #14, #18)\n\n")
 	header := "| Target |"
 	rule := "|---|"
 	for _, s := range r.Sizes {
@@ -134,6 +146,21 @@ func renderTargets(p printer, r *Results) {
 		}
 		return verdict(s.CacheOn.RSS.AfterStart <= targetRSSAt10k, mib(s.CacheOn.RSS.AfterStart))
 	})
+	row("`kubectl top pods -A` ≤ 1.5 × kubectl's own time on a replayed answer (median, cache on; issue #18)", func(s SizeResult) string {
+		replayed := s.CacheOn.TopPodsReplayed.P50
+		if replayed == 0 {
+			return "not measured"
+		}
+		ratio := float64(s.CacheOn.TopPods.P50 / replayed)
+		return verdict(ratio <= targetTopPodsRatio, fmt.Sprintf("%.2f × (%s vs %s)", ratio, millis(s.CacheOn.TopPods.P50), millis(replayed)))
+	})
+	row("Adapter peak RSS (VmHWM, `kubectl top` included) < 256 MiB at 150,000 pods (issue #18)", func(s SizeResult) string {
+		peak := max(s.CacheOn.RSS.Peak, s.CacheOff.RSS.Peak)
+		if s.Pods != targetScalePods {
+			return "no target (" + mib(peak) + ")"
+		}
+		return verdict(peak < targetRSSAtScale, mib(peak))
+	})
 	row("Selector request at 1,000/s for 60 s through kube-apiserver with no errors (issue #14)", func(s SizeResult) string {
 		l := s.CacheOn.Load
 		if l == nil {
@@ -154,6 +181,9 @@ func renderTargets(p printer, r *Results) {
 
 func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	p("### %s pods\n\n", count(s.Pods))
+	if !s.Measured.IsZero() {
+		p("Measured %s UTC, promadapter %s. ", s.Measured.Format("2006-01-02 15:04"), s.Promadapter)
+	}
 	p("%s %s of %s pods, apps of %d pods, %s nodes; Prometheus holds %s series (backfilled, one sample every %s). ",
 		count(s.Namespaces), plural(s.Namespaces, "namespace", "namespaces"), count(s.PodsPerNamespace), s.PodsPerSelector, count(s.Nodes), count(s.Series), sampleStep)
 	p("The selector request is `GET /apis/custom.metrics.k8s.io/v1beta2/namespaces/ns-0/pods/*/%s?labelSelector=app=app-3` (%d pods); the adapter sends Prometheus one namespace-wide query for it, whatever the number of pods selected:\n\n",
@@ -169,6 +199,7 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	both(fmt.Sprintf("For comparison: that PromQL restricted to the %d pods by name (`pod=~\"…\"`, %s bytes), raw, p50 / p99", s.PodsPerSelector, count(len(s.NarrowQuery))), func(m ModeResult) string { return pair(m.RawNarrow) })
 	both(fmt.Sprintf("Adapter's own time per request besides its Prometheus query, mean of %d straight to the adapter", on.ViaAPIServer.N), func(m ModeResult) string { return millis(m.SelfTime) })
 	row("p50 straight to the adapter − p50 of the raw query (noisier: two distributions)", "— (answered from the cache)", millis(off.Direct.P50-off.RawPromQL.P50))
+	both("Adapter CPU time per selector request (user + system over the interleaved requests ÷ those it served)", func(m ModeResult) string { return cpuText(m.CPUPerRequest) })
 	both("Aggregator hop, p50 (through kube-apiserver − straight to the adapter)", func(m ModeResult) string { return millis(m.ViaAPIServer.P50 - m.Direct.P50) })
 	both(fmt.Sprintf("Whole-namespace request (no labelSelector, %s pods), p50 / p99 (%d sequential)", count(on.WholeNamespace.Items), on.WholeNamespace.N), func(m ModeResult) string { return pair(m.WholeNamespace) })
 	both("100 identical sequential requests → PromQL queries / pod LISTs", func(m ModeResult) string { return fmt.Sprintf("%d / %d", m.Identical.Queries, m.Identical.PodLists) })
@@ -178,6 +209,7 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	})
 	both("Longest query sent", func(m ModeResult) string { return count(m.LongestQueryBytes) + " bytes" })
 	both(fmt.Sprintf("PodMetrics of all namespaces with client-go (what `kubectl top pods -A` asks), median / max of %d", on.PodMetricsAPI.N), func(m ModeResult) string { return medianMax(m.PodMetricsAPI) })
+	both("Adapter CPU time per PodMetrics list of all namespaces (the line above)", func(m ModeResult) string { return cpuText(m.CPUPerPodMetricsList) })
 	both(fmt.Sprintf("`kubectl top pods -A`, median / max of %d (%s rows)", on.TopPods.N, count(on.TopPods.Items)), func(m ModeResult) string { return medianMax(m.TopPods) })
 	both(fmt.Sprintf("`kubectl top pods -A` with the PodMetrics answer replayed from a recording (kubectl's own time: start, decoding, printing), median / max of %d", on.TopPodsReplayed.N), func(m ModeResult) string {
 		if m.TopPodsReplayed.N == 0 {
@@ -261,6 +293,14 @@ func pair(l Latency) string {
 
 func medianMax(l Latency) string {
 	return strings.TrimSuffix(millis(l.P50), " ms") + " / " + millis(l.Max)
+}
+
+// cpuText formats CPU seconds as milliseconds of CPU time; "—" for runs before it was measured.
+func cpuText(s Seconds) string {
+	if s == 0 {
+		return "—"
+	}
+	return strings.TrimSuffix(millis(s), " ms") + " ms CPU"
 }
 
 func mib(bytes int64) string { return fmt.Sprintf("%.1f MiB", float64(bytes)/(1<<20)) }

@@ -24,6 +24,11 @@ type Results struct {
 	Backends *BackendsResult `json:"backends,omitempty"`
 	// Adaptive is the adaptive planner's measurement (-adaptive-pods).
 	Adaptive *AdaptiveResult `json:"adaptive,omitempty"`
+	// HPA is the HPA measurement (-hpas, hpa.go).
+	HPA *HPAResult `json:"hpa,omitempty"`
+	// Before is the previous run's results (-baseline, docs/benchmarks.json), read before
+	// measuring, so the report shows each figure before and after the change measured.
+	Before *Results `json:"before,omitempty"`
 }
 
 // Machine describes where the benchmark ran.
@@ -46,9 +51,13 @@ type Versions struct {
 
 // SizeResult holds the figures for one cluster size.
 type SizeResult struct {
-	Pods       int `json:"pods"`
-	Namespaces int `json:"namespaces"`
-	Nodes      int `json:"nodes"`
+	// Measured and Promadapter say when and of which build the size was measured: a size
+	// merged from an earlier run (-merge) keeps its own.
+	Measured    time.Time `json:"measured"`
+	Promadapter string    `json:"promadapter,omitempty"`
+	Pods        int       `json:"pods"`
+	Namespaces  int       `json:"namespaces"`
+	Nodes       int       `json:"nodes"`
 	// PodsPerNamespace and PodsPerSelector describe the requests: a selector request selects
 	// one app (PodsPerSelector pods) of a namespace of PodsPerNamespace pods.
 	PodsPerNamespace int `json:"podsPerNamespace"`
@@ -113,6 +122,12 @@ type ModeResult struct {
 	// TopPodsReplayed is `kubectl top pods -A` with its PodMetrics answer replayed from a
 	// recording: kubectl's own time, the floor of TopPods.
 	TopPodsReplayed Latency `json:"topPodsReplayed"`
+	// CPUPerRequest is the adapter's CPU time (user + system) over the interleaved selector
+	// requests divided by the requests it served in them (through kube-apiserver and straight).
+	CPUPerRequest Seconds `json:"cpuPerRequest,omitempty"`
+	// CPUPerPodMetricsList is the adapter's CPU time per PodMetricsAPI call: what one
+	// `kubectl top pods -A` costs it.
+	CPUPerPodMetricsList Seconds `json:"cpuPerPodMetricsList,omitempty"`
 	// LongestQueryBytes is promadapter_planner_longest_query_bytes at the end of the run.
 	LongestQueryBytes int `json:"longestQueryBytes"`
 	RSS               RSS `json:"rss"`

@@ -63,13 +63,14 @@ type sizeEnv struct {
 }
 
 func (b *bench) runSize(ctx context.Context, pods int) (SizeResult, error) {
-	spec := layoutFor(pods)
+	spec := b.layoutFor(pods)
 	if err := spec.Validate(); err != nil {
 		return SizeResult{}, err
 	}
 	e := &sizeEnv{bench: b, dir: filepath.Join(b.workDir, "pods-"+strconv.Itoa(pods)), spec: spec, namespace: "ns-0", app: "app-3"}
 	r := SizeResult{
-		Pods: pods, Namespaces: spec.Namespaces, Nodes: spec.Nodes,
+		Measured: time.Now().UTC().Truncate(time.Second),
+		Pods:     pods, Namespaces: spec.Namespaces, Nodes: spec.Nodes,
 		PodsPerNamespace: pods / spec.Namespaces,
 		LoadBefore:       loadAverage(),
 	}
@@ -324,10 +325,20 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 
 	// Interleaved, so that all four see the same background load on a shared machine.
 	n := e.bench.opts.requests
+	cpuBefore, err := cpuTime(pid)
+	if err != nil {
+		return m, err
+	}
 	timed, err := timeInterleaved(ctx, n, viaAPIServer, straight, raw, rawNarrow)
 	if err != nil {
 		return m, fmt.Errorf("selector requests (through kube-apiserver, straight to the adapter, raw PromQL): %w", err)
 	}
+	cpuAfter, err := cpuTime(pid)
+	if err != nil {
+		return m, err
+	}
+	// The adapter served two of the four interleaved calls (raw PromQL does not reach it).
+	m.CPUPerRequest = secondsOf((cpuAfter - cpuBefore) / time.Duration(2*n))
 	m.ViaAPIServer, m.Direct, m.RawPromQL, m.RawNarrow = timed[0], timed[1], timed[2], timed[3]
 	if m.SelfTime, err = e.adapterSelfTime(ctx, direct, straight, n); err != nil {
 		return m, err
@@ -372,9 +383,16 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 	}
 
 	podMetrics := e.podMetricsCall()
+	if cpuBefore, err = cpuTime(pid); err != nil {
+		return m, err
+	}
 	if m.PodMetricsAPI, err = timeCalls(ctx, e.bench.opts.topRuns, podMetrics.do, podMetrics.check); err != nil {
 		return m, fmt.Errorf("listing PodMetrics of all namespaces: %w", err)
 	}
+	if cpuAfter, err = cpuTime(pid); err != nil {
+		return m, err
+	}
+	m.CPUPerPodMetricsList = secondsOf((cpuAfter - cpuBefore) / time.Duration(max(1, m.PodMetricsAPI.N)))
 	if m.TopPods, err = e.timeKubectl(ctx, e.completePods, "top", "pods", "-A", "--no-headers"); err != nil {
 		return m, err
 	}
