@@ -102,6 +102,21 @@ func (t hpaTarget) metricKey() string {
 	}
 }
 
+// queryKeys name the upstream queries the APIs' semantics need for the HPA's request: an
+// external metric's selector is rendered into its query before the rule aggregates (so two
+// selectors cannot share one query without changing the answer), and a PodMetrics answer
+// carries cpu and memory, one resourceRules container query each.
+func (t hpaTarget) queryKeys() []string {
+	switch t.Kind {
+	case hpaExternal:
+		return []string{t.metricKey() + "{deployment=" + t.App + "}"}
+	case hpaResource:
+		return []string{"resource cpu", "resource memory"}
+	default:
+		return []string{t.metricKey()}
+	}
+}
+
 // ceilMilli is v in milli-units rounded up, as resource.Quantity.MilliValue rounds the values the
 // HPA controller reads.
 func ceilMilli(v float64) int64 { return int64(math.Ceil(v * 1000)) }
@@ -347,12 +362,15 @@ func (b *bench) runHPA(ctx context.Context, hpas, syncs int) (*HPAResult, error)
 		SyncPeriod: secondsOf(hpaSyncPeriod), WarmupSyncs: hpaWarmupSyncs, ControllerArgs: hpaControllerArgs,
 		CachePeriod: secondsOf(defaultCachePeriod), ByKind: map[string]int{}, LoadBefore: loadAverage(),
 	}
-	pairs := map[string]bool{}
+	pairs, queries := map[string]bool{}, map[string]bool{}
 	for _, t := range targets {
 		r.ByKind[t.Kind]++
 		pairs[t.Namespace+" "+t.metricKey()] = true
+		for _, k := range t.queryKeys() {
+			queries[t.Namespace+" "+k] = true
+		}
 	}
-	r.DistinctPairs = len(pairs)
+	r.DistinctPairs, r.DistinctQueries = len(pairs), len(queries)
 
 	dir := filepath.Join(b.workDir, "hpa-"+strconv.Itoa(hpas))
 	klog.InfoS("Starting a cluster for the HPAs", "hpas", hpas, "pods", spec.Pods, "namespaces", spec.Namespaces)

@@ -24,6 +24,9 @@ type HPAResult struct {
 	ByKind map[string]int `json:"byKind"`
 	// DistinctPairs counts the distinct (namespace, metric) pairs the HPAs ask the adapter.
 	DistinctPairs int `json:"distinctPairs"`
+	// DistinctQueries counts the distinct upstream queries the APIs' semantics need for those
+	// requests (hpaTarget.queryKeys): external selectors and PodMetrics' two resources apart.
+	DistinctQueries int `json:"distinctQueries,omitempty"`
 	// SyncPeriod is kube-controller-manager's --horizontal-pod-autoscaler-sync-period;
 	// ControllerArgs the client limits raised for 1,000 HPAs; CachePeriod the adapter's
 	// --query-cache-period (its default).
@@ -331,6 +334,10 @@ func renderHPA(p printer, r *HPAResult) {
 	p("| Upstream PromQL queries per sync | %s |\n", verdict(upstream <= float64(r.DistinctPairs),
 		fmt.Sprintf("%s per sync (%d over the span, %d failed, mean %s) against %s distinct (namespace, metric) pairs asked",
 			trimFloat(upstream), r.UpstreamQueries, r.UpstreamFailed, millis(r.UpstreamMean), count(r.DistinctPairs))))
+	if r.DistinctQueries > 0 {
+		p("| Upstream PromQL queries per sync against the distinct queries the APIs' semantics need (an external metric's selector is rendered into its query before the rule aggregates, so two selectors are two queries; a PodMetrics answer carries cpu and memory, two `resourceRules` queries) | %s |\n",
+			verdict(upstream <= float64(r.DistinctQueries), fmt.Sprintf("%s per sync against %s distinct queries", trimFloat(upstream), count(r.DistinctQueries))))
+	}
 	p("| Upstream queries per sync, by rule of the default config (`custom/N`: its N-th `rules` entry from 0, `external/N`: of `externalRules`, `resource/<resource>/pods`: a `resourceRules` container query), and per namespace | %s |\n", r.ruleText())
 	p("| Planner answers per sync (cache hit, new query, joined one in flight) | %s |\n", byCountText(r.PlannerRequests, syncs))
 	p("| Adapter CPU per sync (everything the process did: requests, informers, its 1-minute metric relist) | %s (%.0f %% of one core) |\n", cpuText(Seconds(r.perSync(float64(r.AdapterCPU)))), 100*float64(r.AdapterCPU)/float64(max(r.Measured, 1e-9)))
