@@ -106,10 +106,10 @@ type hpaSnapshot struct {
 func takeHPASnapshot(ctx context.Context, adapter, manager kubernetes.Interface, adapterPID, managerPID int) (hpaSnapshot, error) {
 	s := hpaSnapshot{at: time.Now()}
 	var err error
-	if s.adapterCPU, err = processCPU(adapterPID); err != nil {
+	if s.adapterCPU, err = cpuSeconds(adapterPID); err != nil {
 		return s, err
 	}
-	if s.managerCPU, err = processCPU(managerPID); err != nil {
+	if s.managerCPU, err = cpuSeconds(managerPID); err != nil {
 		return s, err
 	}
 	if s.adapter, err = scrapeREST(ctx, adapter); err != nil {

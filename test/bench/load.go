@@ -126,6 +126,12 @@ func cpuTime(pid int) (time.Duration, error) {
 	return parseStatCPU(string(data))
 }
 
+// cpuSeconds is cpuTime in Seconds, the unit of the results.
+func cpuSeconds(pid int) (Seconds, error) {
+	d, err := cpuTime(pid)
+	return secondsOf(d), err
+}
+
 // parseStatCPU reads utime and stime (fields 14 and 15) of a /proc/<pid>/stat line. The command
 // name (field 2) is in parentheses and may hold spaces, so fields are counted after its ")".
 func parseStatCPU(stat string) (time.Duration, error) {
