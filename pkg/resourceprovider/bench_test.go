@@ -41,7 +41,8 @@ func benchmarkListPodMetrics(b *testing.B, cpuSample func(*model.Sample) *model.
 			}
 		}
 	}
-	prom := &fakePrometheus{answers: map[string]model.Vector{cpuAll: cpu, memAll: memory}}
+	// 10,000 pods are sharded by namespace (shards.go): the fake selects each shard's samples.
+	prom := &selectingPrometheus{cpu: cpu, memory: memory}
 	p := newTestProvider(b, prom, pods, nil)
 	ctx := context.Background()
 	b.ReportAllocs()

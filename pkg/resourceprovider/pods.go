@@ -65,13 +65,6 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		// Nothing could be served: spare Prometheus the queries.
 		return list, nil
 	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
-	if err != nil {
-		return nil, err
-	}
-	if rec != nil {
-		p.explainPodAnswers(rec, results, pods)
-	}
 	// Sorting the pods rather than the finished items moves pointers, not PodMetrics structs.
 	slices.SortFunc(pods, func(a, b *Pod) int {
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
@@ -79,26 +72,49 @@ func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSe
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	list.Items = make([]metrics.PodMetrics, 0, len(pods))
+	add := func(pods []*Pod, usage *podUsage) error {
+		for i, pod := range pods {
+			ref := objectRef{pod.Namespace, pod.Name, pod.UID}
+			pm, lo := p.podMetrics(pod, usage.of(i))
+			if lo != nil {
+				p.podsLeftOut.leftOut(ref, lo.reason)
+				if rec != nil {
+					rec.Left(pod.Namespace+"/"+pod.Name, lo.code(), lo.reason)
+				}
+				continue
+			}
+			p.podsLeftOut.served(ref)
+			if rec != nil {
+				explainPodMetrics(rec, &pm)
+			}
+			list.Items = append(list.Items, pm)
+		}
+		return nil
+	}
+	if namespace == "" && len(pods) >= shardMinPods {
+		shards, err := p.planShards(pods)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.usageByShard(ctx, shards, rec, add); err != nil {
+			return nil, err
+		}
+		return list, nil
+	}
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		p.explainPodAnswers(rec, results, pods)
+	}
 	usage, err := p.indexContainerUsage(results, pods, podsScope(namespace))
 	if err != nil {
 		return nil, err
 	}
-	list.Items = make([]metrics.PodMetrics, 0, len(pods))
-	for i, pod := range pods {
-		ref := objectRef{pod.Namespace, pod.Name, pod.UID}
-		pm, lo := p.podMetrics(pod, usage.of(i))
-		if lo != nil {
-			p.podsLeftOut.leftOut(ref, lo.reason)
-			if rec != nil {
-				rec.Left(pod.Namespace+"/"+pod.Name, lo.code(), lo.reason)
-			}
-			continue
-		}
-		p.podsLeftOut.served(ref)
-		if rec != nil {
-			explainPodMetrics(rec, &pm)
-		}
-		list.Items = append(list.Items, pm)
+	if err := add(pods, usage); err != nil {
+		return nil, err
 	}
 	return list, nil
 }

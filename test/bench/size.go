@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -60,6 +62,14 @@ type sizeEnv struct {
 	// selectorQuery is the PromQL the adapter renders for the selector request; narrowQuery is
 	// the same restricted to the selected pods by name, for comparison.
 	selectorQuery, narrowQuery string
+	// podUsage is what metrics.k8s.io must answer for each listed pod ("namespace/name").
+	podUsage map[string]podUsage
+}
+
+// podUsage is a pod's usage summed over its containers with series.
+type podUsage struct {
+	cpuCores, memoryBytes float64
+	containers            int
 }
 
 func (b *bench) runSize(ctx context.Context, pods int) (SizeResult, error) {
@@ -118,9 +128,17 @@ func (b *bench) runSize(ctx context.Context, pods int) (SizeResult, error) {
 	}
 
 	e.expected, e.wholeNamespace = map[string]float64{}, map[string]float64{}
+	e.podUsage = map[string]podUsage{}
 	for _, p := range spec.PodList() {
 		if p.Listed() {
 			e.completePods++
+			var u podUsage
+			for _, c := range p.Containers {
+				if c.HasSeries {
+					u.cpuCores, u.memoryBytes, u.containers = u.cpuCores+c.CPUCores, u.memoryBytes+c.MemoryBytes, u.containers+1
+				}
+			}
+			e.podUsage[p.Namespace+"/"+p.Name] = u
 		}
 		if p.Namespace != e.namespace {
 			continue
@@ -463,13 +481,39 @@ func (e *sizeEnv) podMetricsCall() call {
 	}
 	check := func(body []byte) (int, error) {
 		var list struct {
-			Items []json.RawMessage `json:"items"`
+			Items []struct {
+				Metadata struct {
+					Namespace string `json:"namespace"`
+					Name      string `json:"name"`
+				} `json:"metadata"`
+				Containers []struct {
+					Usage map[string]resource.Quantity `json:"usage"`
+				} `json:"containers"`
+			} `json:"items"`
 		}
 		if err := json.Unmarshal(body, &list); err != nil {
 			return 0, fmt.Errorf("decoding the PodMetricsList: %w", err)
 		}
 		if len(list.Items) != e.completePods {
 			return len(list.Items), fmt.Errorf("the PodMetricsList has %d pods, want %d", len(list.Items), e.completePods)
+		}
+		// Every pod's value, not only the count: a list of all namespaces is answered in shards
+		// at large sizes, and a shard answering another's pods must fail the run.
+		for _, item := range list.Items {
+			key := item.Metadata.Namespace + "/" + item.Metadata.Name
+			want, ok := e.podUsage[key]
+			if !ok {
+				return 0, fmt.Errorf("the PodMetricsList holds %s, which the fixture does not list", key)
+			}
+			var cpu, memory float64
+			for _, c := range item.Containers {
+				q, m := c.Usage["cpu"], c.Usage["memory"]
+				cpu, memory = cpu+q.AsApproximateFloat64(), memory+m.AsApproximateFloat64()
+			}
+			// cpu is served in nano-cores, memory in whole bytes, each rounded per container.
+			if math.Abs(cpu-want.cpuCores) > 1e-6*want.cpuCores+1e-9*float64(want.containers) || math.Abs(memory-want.memoryBytes) > float64(want.containers) {
+				return 0, fmt.Errorf("the PodMetricsList gives %s cpu %g cores, memory %g bytes; the fixture %g cores, %g bytes", key, cpu, memory, want.cpuCores, want.memoryBytes)
+			}
 		}
 		return len(list.Items), nil
 	}
