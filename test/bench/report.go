@@ -79,7 +79,7 @@ func renderMarkdown(r *Results, plotPath string) string {
 	p("promadapter %s (%s), Kubernetes %s (kube-apiserver; etcd %s), Prometheus %s, kubectl %s. ",
 		r.Versions.Promadapter, r.Versions.Go, r.Versions.Kubernetes, r.Versions.Etcd, r.Versions.Prometheus, r.Versions.Kubectl)
 	p("Everything ran on the same machine: etcd, kube-apiserver, Prometheus, the adapter and the client share its CPUs.\n\n")
-	p("![Selector request latency and adapter memory by cluster size](%s)\n\n", plotPath)
+	p("![promadapter's cost by cluster size: selector latency, kubectl top pods -A, memory and CPU per request, with prometheus-adapter's published points](%s)\n\n", plotPath)
 
 	if len(r.Sizes) > 0 {
 		renderTargets(p, r)
