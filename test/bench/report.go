@@ -186,7 +186,7 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	}
 	p("%s %s of %s pods, apps of %d pods, %s nodes; Prometheus holds %s series (backfilled, one sample every %s). ",
 		count(s.Namespaces), plural(s.Namespaces, "namespace", "namespaces"), count(s.PodsPerNamespace), s.PodsPerSelector, count(s.Nodes), count(s.Series), sampleStep)
-	p("The selector request is `GET /apis/custom.metrics.k8s.io/v1beta2/namespaces/ns-0/pods/*/%s?labelSelector=app=app-3` (%d pods); the adapter sends Prometheus one namespace-wide query for it, whatever the number of pods selected:\n\n",
+	p("The selector request is `GET /apis/custom.metrics.k8s.io/v1beta2/namespaces/ns-0/pods/*/%s?labelSelector=app=app-3` (%d pods); the adapter answers it from this namespace-wide query or from the same restricted to the selected pods by name, whichever its adaptive plan finds cheaper (the Adaptive plan section; both are timed raw below):\n\n",
 		selectorMetric, s.PodsPerSelector)
 	p("```promql\n%s\n```\n\n", s.SelectorQuery)
 	on, off := s.CacheOn, s.CacheOff
