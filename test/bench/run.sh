@@ -2,7 +2,8 @@
 # run.sh runs the benchmark behind `make bench` (which builds bin/promadapter and the test
 # binaries first) and rewrites the generated part of docs/benchmarks.md and docs/benchmarks.svg.
 #
-#   bash test/bench/run.sh                                          # 1k, 10k, 30k pods + discovery (~25 min on 2 CPUs)
+#   bash test/bench/run.sh                                          # 1k, 10k, 30k pods, discovery, backends, adaptive plan, 1,000 HPAs (~20 min on 2 CPUs)
+#   bash test/bench/run.sh -merge /tmp/promadapter-bench-*/results.json   # also show sizes measured alone (-sizes 150000, ~30 min)
 #   bash test/bench/run.sh -sizes 1000 -discovery-series 10000      # a quick look
 #   bash test/bench/run.sh -render-only /tmp/promadapter-bench-*/results.json
 #
