@@ -31,11 +31,11 @@ func NewCommand() *cobra.Command {
 		if errs := opts.Validate(); len(errs) > 0 {
 			return utilerrors.NewAggregate(errs)
 		}
+		// An unreadable cgroup costs the soft limit, never the start: the adapter serves without it.
 		applied, err := memlimit.Apply(os.DirFS("/"), opts.MemoryLimitRatio)
 		if err != nil {
-			return fmt.Errorf("setting the Go memory limit from the container's: %w (set --memory-limit-ratio=0 to skip)", err)
-		}
-		if applied.Set {
+			klog.ErrorS(err, "Go memory limit not set: the container's memory limit could not be read; set GOMEMLIMIT, or --memory-limit-ratio=0 to skip reading it")
+		} else if applied.Set {
 			klog.InfoS("Go memory limit set from the container's", "limitBytes", applied.Bytes, "containerLimitBytes", applied.Container.Bytes, "from", applied.Container.File, "ratio", opts.MemoryLimitRatio)
 		} else {
 			klog.InfoS("Go memory limit not set", "reason", applied.Reason)
