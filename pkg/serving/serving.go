@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -16,10 +17,12 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
 	"github.com/promadapter/promadapter/pkg/backend"
 	"github.com/promadapter/promadapter/pkg/informeraccess"
+	"github.com/promadapter/promadapter/pkg/memlimit"
 	"github.com/promadapter/promadapter/pkg/planner"
 	"github.com/promadapter/promadapter/pkg/provider"
 	"github.com/promadapter/promadapter/pkg/resourceprovider"
@@ -64,6 +67,9 @@ func Build(ctx context.Context, o *options.Options, cluster Cluster) (*Parts, er
 	if err != nil {
 		return nil, err
 	}
+	// After the config loaded, so that a broken config is the first line a person reads; before
+	// the caches fill, which is when the heap grows most.
+	applyMemoryLimit(o.MemoryLimitRatio)
 	po, err := o.PrometheusOptions()
 	if err != nil {
 		return nil, err
@@ -142,4 +148,18 @@ func (p *Parts) podsAndNodes(cluster Cluster, builder *snapshot.Builder) error {
 	}
 	builder.Pods, builder.Nodes = resourceprovider.NewPodLister(p.Pods.GetIndexer()), inf.Core().V1().Nodes().Lister()
 	return nil
+}
+
+// applyMemoryLimit gives the Go runtime ratio of the container's memory limit (pkg/memlimit).
+// An unreadable cgroup costs the soft limit, never the start: the adapter serves without it.
+func applyMemoryLimit(ratio float64) {
+	applied, err := memlimit.Apply(os.DirFS("/"), ratio)
+	switch {
+	case err != nil:
+		klog.ErrorS(err, "Go memory limit not set: the container's memory limit could not be read; set GOMEMLIMIT, or --memory-limit-ratio=0 to skip reading it")
+	case applied.Set:
+		klog.InfoS("Go memory limit set from the container's", "limitBytes", applied.Bytes, "containerLimitBytes", applied.Container.Bytes, "from", applied.Container.File, "ratio", ratio)
+	default:
+		klog.V(2).InfoS("Go memory limit not set", "reason", applied.Reason)
+	}
 }

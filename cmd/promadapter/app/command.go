@@ -3,19 +3,16 @@ package app
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/server"
 	"k8s.io/component-base/version"
-	"k8s.io/klog/v2"
 
 	"github.com/promadapter/promadapter/cmd/promadapter/app/options"
 	"github.com/promadapter/promadapter/pkg/cmd/check"
 	"github.com/promadapter/promadapter/pkg/cmd/doctor"
 	"github.com/promadapter/promadapter/pkg/cmd/explain"
-	"github.com/promadapter/promadapter/pkg/memlimit"
 )
 
 // NewCommand returns the root command; with no subcommand it serves.
@@ -30,15 +27,6 @@ func NewCommand() *cobra.Command {
 		}
 		if errs := opts.Validate(); len(errs) > 0 {
 			return utilerrors.NewAggregate(errs)
-		}
-		// An unreadable cgroup costs the soft limit, never the start: the adapter serves without it.
-		applied, err := memlimit.Apply(os.DirFS("/"), opts.MemoryLimitRatio)
-		if err != nil {
-			klog.ErrorS(err, "Go memory limit not set: the container's memory limit could not be read; set GOMEMLIMIT, or --memory-limit-ratio=0 to skip reading it")
-		} else if applied.Set {
-			klog.InfoS("Go memory limit set from the container's", "limitBytes", applied.Bytes, "containerLimitBytes", applied.Container.Bytes, "from", applied.Container.File, "ratio", opts.MemoryLimitRatio)
-		} else {
-			klog.InfoS("Go memory limit not set", "reason", applied.Reason)
 		}
 		ctx := server.SetupSignalContext()
 		return Run(ctx, opts)
