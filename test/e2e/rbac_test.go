@@ -17,6 +17,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -275,9 +276,20 @@ func rbacProbes(ctx context.Context, t *testing.T, admin *rest.Config, spec fixt
 			if p.as == asViewer {
 				who = viewerIdentity
 			}
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			body, err := clients[p.as].Get().AbsPath(p.path).DoRaw(ctx)
-			cancel()
+			var body []byte
+			var err error
+			// kube-apiserver's aggregator may answer its own 503 "service unavailable" for a moment
+			// after an APIService turned Available (its proxy learns of the service asynchronously);
+			// that is no missing right, so it is asked again for up to 5 s.
+			for attempt := 0; ; attempt++ {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				body, err = clients[p.as].Get().AbsPath(p.path).DoRaw(ctx)
+				cancel()
+				if err == nil || !apierrors.IsServiceUnavailable(err) || !bytes.Contains(body, []byte("service unavailable")) || attempt == 10 {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
 			if err != nil {
 				// The error alone says only "the server is currently unable to handle the request".
 				return fmt.Sprintf("GET %s as %s (round %d): %v: %s", p.path, who, round+1, err, bytes.TrimSpace(body))
