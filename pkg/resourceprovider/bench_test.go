@@ -23,8 +23,26 @@ func BenchmarkListPodMetricsWithWindowLabels(b *testing.B) {
 }
 
 func benchmarkListPodMetrics(b *testing.B, cpuSample func(*model.Sample) *model.Sample) {
-	if cpuSample == nil {
-		cpuSample = func(s *model.Sample) *model.Sample { return s }
+	p, pods := benchmarkProvider(b, cpuSample)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		list, err := p.listPodMetrics(ctx, "", nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) != pods {
+			b.Fatalf("%d pods listed, want %d", len(list.Items), pods)
+		}
+	}
+}
+
+// benchmarkProvider serves 10,000 pods in ten namespaces, two containers each, pods of ten
+// sharing their labels; cpuSample (if any) shapes each cpu sample. It returns the pod count.
+func benchmarkProvider(b *testing.B, cpuSample ...func(*model.Sample) *model.Sample) (*Provider, int) {
+	shape := func(s *model.Sample) *model.Sample { return s }
+	if len(cpuSample) > 0 && cpuSample[0] != nil {
+		shape = cpuSample[0]
 	}
 	const namespaces, podsPerNamespace = 10, 1000
 	now := time.Now()
@@ -36,23 +54,11 @@ func benchmarkListPodMetrics(b *testing.B, cpuSample func(*model.Sample) *model.
 			name := fmt.Sprintf("app-%d-%d", i/10, i)
 			pods = append(pods, pod(ns, name, corev1.PodRunning, map[string]string{"app": fmt.Sprintf("app-%d", i/10)}, "main", "sidecar"))
 			for _, c := range []string{"main", "sidecar"} {
-				cpu = append(cpu, cpuSample(containerSample(ns, name, c, 0.125, now)))
+				cpu = append(cpu, shape(containerSample(ns, name, c, 0.125, now)))
 				memory = append(memory, containerSample(ns, name, c, 64*mebibyte, now))
 			}
 		}
 	}
 	// 10,000 pods are sharded by namespace (shards.go): the fake selects each shard's samples.
-	prom := &selectingPrometheus{cpu: cpu, memory: memory}
-	p := newTestProvider(b, prom, pods, nil)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		list, err := p.listPodMetrics(ctx, "", nil, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(list.Items) != len(pods) {
-			b.Fatalf("%d pods listed, want %d", len(list.Items), len(pods))
-		}
-	}
+	return newTestProvider(b, &selectingPrometheus{cpu: cpu, memory: memory}, pods, nil), len(pods)
 }

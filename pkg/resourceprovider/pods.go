@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/metrics/pkg/apis/metrics"
 
 	"github.com/promadapter/promadapter/pkg/explain"
@@ -28,95 +27,6 @@ type podKey struct{ namespace, name string }
 // only metadata.name and metadata.namespace for this group).
 func podFields(pod *Pod) fields.Set {
 	return fields.Set{"metadata.name": pod.Name, "metadata.namespace": pod.Namespace}
-}
-
-// listPodMetrics serves a PodMetrics list of one namespace, or of all namespaces when
-// namespace is "". Running pods from the lister that match both selectors (nil means
-// everything) are listed when they have usage (see podMetrics); the others are left out and
-// logged once. The list is sorted by namespace and name.
-func (p *Provider) listPodMetrics(ctx context.Context, namespace string, labelSel labels.Selector, fieldSel fields.Selector) (*metrics.PodMetricsList, error) {
-	if fieldSel == nil {
-		fieldSel = fields.Everything()
-	}
-	if namespace == "" {
-		// `kubectl get podmetrics -A --field-selector metadata.namespace=x` needs only x.
-		if ns, ok := fieldSel.RequiresExactMatch("metadata.namespace"); ok && ns != "" {
-			namespace = ns
-		}
-	}
-	rec := explain.FromContext(ctx)
-	cached, err := p.pods.List(namespace, labelSel)
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods from the adapter's cache: %w", err))
-	}
-	pods := cached[:0]
-	for _, pod := range cached {
-		if pod.Phase == corev1.PodRunning && (fieldSel.Empty() || fieldSel.Matches(podFields(pod))) {
-			pods = append(pods, pod)
-		} else if rec != nil && pod.Phase != corev1.PodRunning && (fieldSel.Empty() || fieldSel.Matches(podFields(pod))) {
-			explainNotRunning(rec, pod)
-		}
-	}
-	if rec != nil {
-		explainPods(rec, namespace, selectorText(labelSel, fieldSel), pods)
-	}
-	list := &metrics.PodMetricsList{}
-	if len(pods) == 0 {
-		// Nothing could be served: spare Prometheus the queries.
-		return list, nil
-	}
-	// Sorting the pods rather than the finished items moves pointers, not PodMetrics structs.
-	slices.SortFunc(pods, func(a, b *Pod) int {
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	list.Items = make([]metrics.PodMetrics, 0, len(pods))
-	add := func(pods []*Pod, usage *podUsage) error {
-		for i, pod := range pods {
-			ref := objectRef{pod.Namespace, pod.Name, pod.UID}
-			pm, lo := p.podMetrics(pod, usage.of(i))
-			if lo != nil {
-				p.podsLeftOut.leftOut(ref, lo.reason)
-				if rec != nil {
-					rec.Left(pod.Namespace+"/"+pod.Name, lo.code(), lo.reason)
-				}
-				continue
-			}
-			p.podsLeftOut.served(ref)
-			if rec != nil {
-				explainPodMetrics(rec, &pm)
-			}
-			list.Items = append(list.Items, pm)
-		}
-		return nil
-	}
-	if namespace == "" && len(pods) >= shardMinPods {
-		shards, err := p.planShards(pods)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.usageByShard(ctx, shards, rec, add); err != nil {
-			return nil, err
-		}
-		return list, nil
-	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
-	if err != nil {
-		return nil, err
-	}
-	if rec != nil {
-		p.explainPodAnswers(rec, results, pods)
-	}
-	usage, err := p.indexContainerUsage(results, pods, podsScope(namespace))
-	if err != nil {
-		return nil, err
-	}
-	if err := add(pods, usage); err != nil {
-		return nil, err
-	}
-	return list, nil
 }
 
 // getPodMetrics serves the PodMetrics of one pod. It runs the same queries as a list of the

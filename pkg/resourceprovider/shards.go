@@ -19,7 +19,8 @@ import (
 //   - A namespace's shard is the very query a list of that namespace sends (`kubectl top pods
 //     -n`, an HPA on cpu or memory), so the two share the planner's cache and in-flight queries.
 //   - The answers of a few shards are held at a time, not the whole cluster's (which at 150,000
-//     pods is larger than the planner's cache bound anyway).
+//     pods is larger than the planner's cache bound anyway); each is reduced to its compact
+//     usage (about 100 bytes a container) as it arrives.
 //   - With a tenant per namespace (namespaceTemplate), each shard goes to its namespaces' tenant.
 const (
 	// shardMinPods is the list size from which a list of all namespaces is sharded; smaller

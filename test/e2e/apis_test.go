@@ -340,7 +340,13 @@ func (e *env) testTopNodes(t *testing.T) {
 }
 
 func (e *env) testTopPods(t *testing.T) {
+	const streamed = "promadapter_resource_pod_lists_streamed_total"
+	before := metricValue(e.adapterMetrics(t), streamed)
 	out := e.kubectl("top", "pods", "-A", "--containers", "--no-headers")
+	// kubectl asks for plain JSON: the list is encoded as it is built, not held whole.
+	if after := metricValue(e.adapterMetrics(t), streamed); after == before {
+		t.Errorf("kubectl top pods -A was not served by the streamed list: %s stayed %q", streamed, before)
+	}
 	got := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line) // NAMESPACE POD NAME CPU MEMORY

@@ -55,11 +55,15 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	serverConfig.GenericConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
-		// Inside the chain: both run after authentication and authorization.
-		return genericapiserver.DefaultBuildHandlerChain(explain.Filter(provider.MetricSelectorGuard(h), parts.Annotate), c)
-	}
 	first := current.Load()
+	serverConfig.GenericConfig.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+		// Inside the chain: these run after authentication and authorization.
+		api := provider.MetricSelectorGuard(h)
+		if first.Resources != nil { // metrics.k8s.io is served (installed below)
+			api = resourceprovider.StreamPodLists(api, current.Resources())
+		}
+		return genericapiserver.DefaultBuildHandlerChain(explain.Filter(api, parts.Annotate), c)
+	}
 	for _, w := range first.Config.Warnings {
 		klog.InfoS("Config warning", "warning", w.String())
 	}

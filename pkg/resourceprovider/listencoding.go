@@ -1,0 +1,232 @@
+package resourceprovider
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/http"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	genericfeatures "k8s.io/apiserver/pkg/features"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/metrics/pkg/apis/metrics"
+	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
+)
+
+// The encodings of a streamed PodMetrics list (stream.go): byte for byte what the apiserver's
+// serializers write for the whole v1beta1 list (stream_test.go compares them).
+
+// podListPrefix opens a v1beta1 PodMetricsList as the apiserver's JSON serializer writes it.
+const podListPrefix = `{"kind":"PodMetricsList","apiVersion":"metrics.k8s.io/v1beta1","metadata":{},"items":[`
+
+// gzipThreshold is the size from which the apiserver compresses an answer (its
+// defaultGzipThresholdBytes).
+const gzipThreshold = 128 << 10
+
+// writeJSONPodList writes l as a v1beta1 PodMetricsList in JSON, building one item at a time.
+func writeJSONPodList(w io.Writer, l *podList) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.WriteString(podListPrefix); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	var item v1beta1.PodMetrics
+	first := true
+	err := l.each(func(pm *metrics.PodMetrics) error {
+		if err := v1beta1.Convert_metrics_PodMetrics_To_v1beta1_PodMetrics(pm, &item, nil); err != nil {
+			return err
+		}
+		buf.Reset()
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		if err := enc.Encode(&item); err != nil {
+			return err
+		}
+		// Encode ends the value with a newline; a list's items have none between them.
+		_, err := bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := bw.WriteString("]}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// acceptsGzip is the apiserver's rule: compression enabled and gzip among Accept-Encoding.
+func acceptsGzip(r *http.Request) bool {
+	if !utilfeature.DefaultFeatureGate.Enabled(genericfeatures.APIResponseCompression) {
+		return false
+	}
+	for _, encoding := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		if strings.TrimSpace(encoding) == "gzip" {
+			return true
+		}
+	}
+	return false
+}
+
+// deferredGzip writes a 200 answer, gzipped when the client accepts it and the answer
+// reaches gzipThreshold: it holds the first bytes until it knows which.
+type deferredGzip struct {
+	w         http.ResponseWriter
+	mediaType string
+	gzip      bool
+	held      []byte
+	out       io.Writer
+	gzWriter  *gzip.Writer
+}
+
+func newDeferredGzip(w http.ResponseWriter, mediaType string, gzipOK bool) *deferredGzip {
+	return &deferredGzip{w: w, mediaType: mediaType, gzip: gzipOK}
+}
+
+func (d *deferredGzip) Write(b []byte) (int, error) {
+	if d.out != nil {
+		return d.out.Write(b)
+	}
+	if !d.gzip {
+		d.start(false)
+		return d.out.Write(b)
+	}
+	d.held = append(d.held, b...)
+	if len(d.held) >= gzipThreshold {
+		d.start(true)
+		held := d.held
+		d.held = nil
+		if _, err := d.out.Write(held); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// start writes the header, compressed or not.
+func (d *deferredGzip) start(compress bool) {
+	header := d.w.Header()
+	header.Set("Content-Type", d.mediaType)
+	d.out = d.w
+	if compress {
+		header.Set("Content-Encoding", "gzip")
+		header.Add("Vary", "Accept-Encoding")
+		// The apiserver's level: fast, as answers are large and read once.
+		d.gzWriter, _ = gzip.NewWriterLevel(d.w, gzip.BestSpeed)
+		d.out = d.gzWriter
+	}
+	d.w.WriteHeader(http.StatusOK)
+}
+
+// Close writes what is held (an answer below the threshold, uncompressed) or ends the gzip
+// stream.
+func (d *deferredGzip) Close() error {
+	if d.out == nil {
+		d.start(false)
+		_, err := d.out.Write(d.held)
+		d.held = nil
+		return err
+	}
+	if d.gzWriter != nil {
+		return d.gzWriter.Close()
+	}
+	return nil
+}
+
+// protobufPrefix starts every Kubernetes protobuf answer ("k8s\x00").
+var protobufPrefix = []byte{0x6b, 0x38, 0x73, 0x00}
+
+// Protobuf field headers (field number << 3 | wire type 2, length-delimited) of
+// PodMetricsList's metadata (1) and items (2).
+const (
+	listMetaField = 0x0a
+	itemsField    = 0x12
+)
+
+// writeProtobufPodList writes l as a v1beta1 PodMetricsList in Kubernetes' protobuf envelope
+// (runtime.Unknown holding the list). The envelope states the list's length before it, so the
+// items are built twice: once to measure them, then to write them; each is held only while
+// it is measured or written.
+func writeProtobufPodList(w io.Writer, l *podList) error {
+	var item v1beta1.PodMetrics
+	var sizes []int
+	var listMeta v1beta1.PodMetricsList // its ListMeta: empty, as the apiserver's
+	metaSize := listMeta.ListMeta.Size()
+	total := 1 + varintSize(metaSize) + metaSize
+	err := l.eachUnrecorded(func(pm *metrics.PodMetrics) error {
+		if err := v1beta1.Convert_metrics_PodMetrics_To_v1beta1_PodMetrics(pm, &item, nil); err != nil {
+			return err
+		}
+		n := item.Size()
+		sizes = append(sizes, n)
+		total += 1 + varintSize(n) + n
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.Write(protobufPrefix); err != nil {
+		return err
+	}
+	unknown := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: v1beta1.SchemeGroupVersion.String(), Kind: "PodMetricsList"}}
+	_, err = unknown.MarshalToWriter(bw, total, func(w io.Writer) (int, error) {
+		written := 0
+		buf := make([]byte, 0, 1024)
+		put := func(field byte, size int, marshal func([]byte) (int, error)) error {
+			buf = append(buf[:0], field)
+			buf = appendVarint(buf, size)
+			header := len(buf)
+			buf = append(buf, make([]byte, size)...)
+			if n, err := marshal(buf[header:]); err != nil {
+				return err
+			} else if n != size {
+				return fmt.Errorf("a PodMetrics encoded to %d bytes, measured %d", n, size)
+			}
+			n, err := w.Write(buf)
+			written += n
+			return err
+		}
+		if err := put(listMetaField, metaSize, listMeta.ListMeta.MarshalToSizedBuffer); err != nil {
+			return written, err
+		}
+		i := 0
+		err := l.each(func(pm *metrics.PodMetrics) error {
+			if i == len(sizes) {
+				return fmt.Errorf("the list has more items than the %d measured", len(sizes))
+			}
+			if err := v1beta1.Convert_metrics_PodMetrics_To_v1beta1_PodMetrics(pm, &item, nil); err != nil {
+				return err
+			}
+			i++
+			return put(itemsField, sizes[i-1], item.MarshalToSizedBuffer)
+		})
+		if err == nil && i != len(sizes) {
+			err = fmt.Errorf("the list has %d items, %d measured", i, len(sizes))
+		}
+		return written, err
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func varintSize(v int) int { return (bits.Len64(uint64(v)|1) + 6) / 7 }
+
+func appendVarint(b []byte, v int) []byte {
+	u := uint64(v)
+	for u >= 1<<7 {
+		b = append(b, byte(u&0x7f|0x80))
+		u >>= 7
+	}
+	return append(b, byte(u))
+}
