@@ -23,8 +23,9 @@ import (
 
 // newTestServer builds a generic apiserver the way the adapter does (OpenAPI definitions of
 // custom-metrics-apiserver's core package merged with ours) and installs p. It has no
-// authentication or authorization: requests go straight to the handlers.
-func newTestServer(t *testing.T, p *Provider) http.Handler {
+// authentication or authorization: requests go straight to the handlers. With streamed, its
+// handler chain has StreamPodLists in front of the handlers, as the adapter's does.
+func newTestServer(t *testing.T, p *Provider, streamed ...bool) http.Handler {
 	t.Helper()
 	defs := func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
 		all := generatedcore.GetOpenAPIDefinitions(ref)
@@ -41,6 +42,11 @@ func newTestServer(t *testing.T, p *Provider) http.Handler {
 	cfg.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
 	cfg.ExternalAddress = "127.0.0.1:6443" // never listened on: requests go to the handler directly
 	cfg.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:6443"}
+	if len(streamed) > 0 && streamed[0] {
+		cfg.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+			return genericapiserver.DefaultBuildHandlerChain(StreamPodLists(h, p), c)
+		}
+	}
 	srv, err := cfg.Complete().New("resourceprovider-test", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		t.Fatalf("building the server: %v", err)

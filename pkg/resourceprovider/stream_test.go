@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/component-base/metrics/testutil"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
@@ -200,6 +202,70 @@ func TestRequestsTheStreamDoesNotServeGoToTheApiserver(t *testing.T) {
 			t.Errorf("status %d, want the apiserver's handler (418)", w.Code)
 		}
 	})
+}
+
+// Through a generic apiserver's own handler chain (request info, negotiation, gzip), the
+// lists kubectl and the HPA controller ask for are streamed and equal the apiserver's own
+// answers; a Table is still the apiserver's.
+func TestStreamedListsThroughTheAPIServerChain(t *testing.T) {
+	p := newTestProvider(t, clusterPrometheus(), clusterPods(), clusterNodes())
+	plain, streamed := newTestServer(t, p), newTestServer(t, p, true)
+	for _, tc := range []struct {
+		name, path, accept string
+		wantStreamed       bool
+	}{
+		{"kubectl top pods -A", "/apis/metrics.k8s.io/v1beta1/pods", "application/vnd.kubernetes.protobuf, */*", true},
+		{"kubectl top pods -n team-a -l app=web", "/apis/metrics.k8s.io/v1beta1/namespaces/team-a/pods?labelSelector=app%3Dweb", "application/vnd.kubernetes.protobuf, */*", true},
+		{"kubectl get --raw", "/apis/metrics.k8s.io/v1beta1/pods", "application/json, */*", true},
+		{"kubectl get podmetrics (a Table)", "/apis/metrics.k8s.io/v1beta1/namespaces/team-a/pods", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json", false},
+		{"a field selector, checked by the apiserver", "/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=spec.nodeName%3Dnode-a", "application/json", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := testutil.GetCounterMetricValue(streamMetrics.lists)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantCode, want := get(t, plain, tc.path, tc.accept)
+			listsBefore := podListRequests(t)
+			code, got := get(t, streamed, tc.path, tc.accept)
+			after, _ := testutil.GetCounterMetricValue(streamMetrics.lists)
+			if code != wantCode || !bytes.Equal(got, want) {
+				t.Errorf("streamed chain: %d %q\napiserver:      %d %q", code, got, wantCode, want)
+			}
+			if streamedNow := after > before; streamedNow != tc.wantStreamed {
+				t.Errorf("streamed: %v, want %v", streamedNow, tc.wantStreamed)
+			}
+			// Streamed or not, the request is in the apiserver's own request metrics.
+			if n := podListRequests(t) - listsBefore; n != 1 {
+				t.Errorf("apiserver_request_total{group=metrics.k8s.io,resource=pods,verb=LIST} rose by %v, want 1", n)
+			}
+		})
+	}
+}
+
+// podListRequests sums apiserver_request_total over the LISTs of pods.metrics.k8s.io.
+func podListRequests(t *testing.T) float64 {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != "apiserver_request_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["group"] == "metrics.k8s.io" && l["resource"] == "pods" && l["verb"] == "LIST" {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 // BenchmarkStreamPodList measures what BenchmarkListPodMetrics does plus the JSON encoding the
