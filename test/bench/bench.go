@@ -40,6 +40,14 @@ const (
 // rediscovery does not run (and load Prometheus) every few seconds during the measurements.
 var adapterArgs = []string{"--metrics-relist-interval=1m", "--metrics-max-age=10m"}
 
+// adapterEnv is the environment the size measurements' adapters get beyond the bench's own.
+func adapterEnv(o options) []string {
+	if o.adapterGoMemLimit == "" {
+		return nil
+	}
+	return []string{"GOMEMLIMIT=" + o.adapterGoMemLimit}
+}
+
 // defaultCachePeriod is promadapter's default --query-cache-period, the "cache on" setting.
 const defaultCachePeriod = 10 * time.Second
 
@@ -69,7 +77,7 @@ func newBench(ctx context.Context, workDir string, o options) (*bench, error) {
 // measure runs every phase. It returns what was measured so far even when a phase fails.
 func (b *bench) measure(ctx context.Context) (*Results, error) {
 	started := time.Now()
-	results := &Results{Started: started.UTC().Truncate(time.Second), CachePeriod: secondsOf(defaultCachePeriod)}
+	results := &Results{Started: started.UTC().Truncate(time.Second), CachePeriod: secondsOf(defaultCachePeriod), AdapterGoMemLimit: b.opts.adapterGoMemLimit}
 	var err error
 	if results.Machine, err = describeMachine(); err != nil {
 		return nil, err

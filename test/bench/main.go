@@ -62,6 +62,8 @@ type options struct {
 	baseline string
 	// merge are earlier runs' results whose sizes this run adds to its report (merge.go).
 	merge []string
+	// adapterGoMemLimit is the GOMEMLIMIT of the size measurements' adapters ("" unset).
+	adapterGoMemLimit string
 }
 
 func main() {
@@ -88,6 +90,7 @@ func main() {
 	flag.StringVar(&o.baseline, "baseline", "", "the previous run's results, shown beside this run's and replaced by them when this run measures 10,000 pods (default: benchmarks.json next to -report; \"none\" neither reads nor writes one)")
 	flag.IntVar(&o.hpas, "hpas", 1000, "HorizontalPodAutoscalers synced by a real kube-controller-manager against one adapter (hpa.go), a multiple of 10; 0 skips the measurement")
 	flag.IntVar(&o.hpaSyncs, "hpa-syncs", 6, "HPA sync periods (15 s) measured after the warm-up")
+	flag.StringVar(&o.adapterGoMemLimit, "adapter-gomemlimit", "", "GOMEMLIMIT of the adapter in the size measurements, as its --memory-limit-ratio sets it from a container's limit (230MiB for a 256Mi limit); empty leaves it unset")
 	var merge string
 	flag.StringVar(&merge, "merge", "", "comma-separated results.json files of earlier runs: their sizes this run does not measure are added to the report and plot, each labelled with when and of which build it was measured (sizes too long to measure in every run, such as 150,000 pods)")
 	flag.StringVar(&o.adapterVersion, "adapter-version", "", "promadapter version to print in the report (default: asked from the binary)")

@@ -26,6 +26,9 @@ func mergeSizes(r *Results, paths []string) error {
 			if s.Promadapter == "" {
 				s.Promadapter = earlier.Versions.Promadapter
 			}
+			if s.AdapterGoMemLimit == "" {
+				s.AdapterGoMemLimit = earlier.AdapterGoMemLimit
+			}
 			r.Sizes = append(r.Sizes, s)
 		}
 	}

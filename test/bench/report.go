@@ -78,7 +78,11 @@ func renderMarkdown(r *Results, plotPath string) string {
 		r.Started.Format("2006-01-02 15:04"), durationText(r.Duration), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryGiB, r.Machine.Kernel)
 	p("promadapter %s (%s), Kubernetes %s (kube-apiserver; etcd %s), Prometheus %s, kubectl %s. ",
 		r.Versions.Promadapter, r.Versions.Go, r.Versions.Kubernetes, r.Versions.Etcd, r.Versions.Prometheus, r.Versions.Kubectl)
-	p("Everything ran on the same machine: etcd, kube-apiserver, Prometheus, the adapter and the client share its CPUs.\n\n")
+	p("Everything ran on the same machine: etcd, kube-apiserver, Prometheus, the adapter and the client share its CPUs.")
+	if r.AdapterGoMemLimit != "" {
+		p(" The adapter ran with GOMEMLIMIT=%s, as `--memory-limit-ratio` sets it in a container with a memory limit.", r.AdapterGoMemLimit)
+	}
+	p("\n\n")
 	p("![promadapter's cost by cluster size: selector latency, kubectl top pods -A, memory and CPU per request, with prometheus-adapter's published points](%s)\n\n", plotPath)
 
 	if len(r.Sizes) > 0 {
@@ -183,6 +187,9 @@ func renderSize(p printer, s SizeResult, cachePeriod Seconds) {
 	p("### %s pods\n\n", count(s.Pods))
 	if !s.Measured.IsZero() {
 		p("Measured %s UTC, promadapter %s. ", s.Measured.Format("2006-01-02 15:04"), s.Promadapter)
+		if s.AdapterGoMemLimit != "" {
+			p("The adapter ran with GOMEMLIMIT=%s. ", s.AdapterGoMemLimit)
+		}
 	}
 	p("%s %s of %s pods, apps of %d pods, %s nodes; Prometheus holds %s series (backfilled, one sample every %s). ",
 		count(s.Namespaces), plural(s.Namespaces, "namespace", "namespaces"), count(s.PodsPerNamespace), s.PodsPerSelector, count(s.Nodes), count(s.Series), sampleStep)

@@ -16,6 +16,8 @@ type Results struct {
 	Duration Seconds   `json:"duration"`
 	Machine  Machine   `json:"machine"`
 	Versions Versions  `json:"versions"`
+	// AdapterGoMemLimit is the adapters' GOMEMLIMIT in the size measurements ("" unset).
+	AdapterGoMemLimit string `json:"adapterGoMemLimit,omitempty"`
 	// CachePeriod is the adapter's default --query-cache-period, the "cache on" setting.
 	CachePeriod Seconds           `json:"cachePeriod"`
 	Sizes       []SizeResult      `json:"sizes"`
@@ -55,9 +57,11 @@ type SizeResult struct {
 	// merged from an earlier run (-merge) keeps its own.
 	Measured    time.Time `json:"measured"`
 	Promadapter string    `json:"promadapter,omitempty"`
-	Pods        int       `json:"pods"`
-	Namespaces  int       `json:"namespaces"`
-	Nodes       int       `json:"nodes"`
+	// AdapterGoMemLimit is the GOMEMLIMIT a merged size's adapter ran with ("" unset).
+	AdapterGoMemLimit string `json:"adapterGoMemLimit,omitempty"`
+	Pods              int    `json:"pods"`
+	Namespaces        int    `json:"namespaces"`
+	Nodes             int    `json:"nodes"`
 	// PodsPerNamespace and PodsPerSelector describe the requests: a selector request selects
 	// one app (PodsPerSelector pods) of a namespace of PodsPerNamespace pods.
 	PodsPerNamespace int `json:"podsPerNamespace"`

@@ -298,6 +298,7 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 		PrometheusURL: e.prom.URL,
 		Dir:           filepath.Join(e.dir, "adapter-cache-"+cachePeriod.String()),
 		ExtraArgs:     append(append([]string(nil), adapterArgs...), "--query-cache-period="+cachePeriod.String()),
+		Env:           adapterEnv(e.bench.opts),
 	})
 	if err != nil {
 		return m, err

@@ -46,6 +46,11 @@ type Process struct {
 // context.WithoutCancel(ctx) for a process that should outlive ctx. The caller owns the Process and
 // must call Stop (Cleanup registers it with a test).
 func StartProcess(ctx context.Context, name, logPath string, bin string, args ...string) (*Process, error) {
+	return StartProcessEnv(ctx, name, logPath, nil, bin, args...)
+}
+
+// StartProcessEnv is StartProcess with env ("KEY=value") added to the process's environment.
+func StartProcessEnv(ctx context.Context, name, logPath string, env []string, bin string, args ...string) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -60,6 +65,9 @@ func StartProcess(ctx context.Context, name, logPath string, bin string, args ..
 	defer logFile.Close()
 
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childProcAttr()

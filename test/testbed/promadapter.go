@@ -26,6 +26,9 @@ type AdapterOptions struct {
 	Dir string
 	// ExtraArgs are appended to the command line.
 	ExtraArgs []string
+	// Env is added to the adapter's environment ("KEY=value"), e.g. GOMEMLIMIT as a
+	// container's memory limit would set it.
+	Env []string
 }
 
 // Adapter is a running promadapter.
@@ -77,7 +80,7 @@ func (c *Cluster) StartAdapter(ctx context.Context, o AdapterOptions) (*Adapter,
 	}
 	args = append(args, o.ExtraArgs...)
 	a := &Adapter{Port: port, LogPath: filepath.Join(dir, "promadapter.log")}
-	a.process, err = StartProcess(context.WithoutCancel(ctx), "promadapter", a.LogPath, o.Bin, args...)
+	a.process, err = StartProcessEnv(context.WithoutCancel(ctx), "promadapter", a.LogPath, o.Env, o.Bin, args...)
 	if err != nil {
 		return nil, err
 	}
