@@ -154,6 +154,9 @@ func resultBytes(k cacheKey, res *Result) int64 {
 // remember stores a successful result in the cache and, while stale answers are enabled, as
 // the key's last good result. Called with p.mu held.
 func (p *Planner) remember(k cacheKey, r Request, res *Result, started, now time.Time) {
+	if r.Uncached {
+		return
+	}
 	var tooLarge int64
 	if p.period > 0 {
 		tooLarge = p.cache.add(k, res, started.Add(p.period), now)

@@ -59,6 +59,11 @@ type Request struct {
 	// result (pkg/explain sets it for the requests it explains; left nil it costs one
 	// comparison per request).
 	Observe func(Answer)
+	// Uncached, when set, shares the result with identical requests in flight but neither
+	// caches it nor keeps it as a last good answer: for large one-off queries no other caller
+	// sends, which would only push the entries others use out of the cache (a shard of
+	// several namespaces of a PodMetrics list of a large cluster).
+	Uncached bool
 }
 
 // Result is shared by every caller that got it (coalesced waiters and cache hits get the

@@ -315,6 +315,46 @@ func TestCacheDisabledStillCoalescesConcurrentRequests(t *testing.T) {
 	}
 }
 
+func TestUncachedRequestsAreCoalescedButNeverKept(t *testing.T) {
+	expectNoGoroutineLeak(t)
+	gate := make(chan struct{})
+	f := &fakeQuerier{gate: gate}
+	p := New(Options{CachePeriod: time.Minute, ServeStaleFor: time.Hour, Now: newFakeClock().Now})
+	uncached := request(f, "big")
+	uncached.Uncached = true
+
+	var outcomes []<-chan outcome
+	for range 5 {
+		outcomes = append(outcomes, queryAsync(context.Background(), p, uncached))
+	}
+	eventually(t, "all 5 requests wait for the one call", func() bool {
+		s := p.Stats()
+		return s.Misses+s.Coalesced == 5
+	})
+	close(gate)
+	for i, ch := range outcomes {
+		if o := <-ch; o.err != nil {
+			t.Fatalf("request %d: %v", i, o.err)
+		}
+	}
+	// Within the cache period, neither the same uncached request nor a cached one finds it.
+	for _, r := range []Request{uncached, request(f, "big")} {
+		if _, err := p.Query(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cached request's result is kept, as ever.
+	if _, err := p.Query(context.Background(), request(f, "big")); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _, _, _, _ := f.snapshot(); calls != 3 {
+		t.Errorf("upstream calls = %d, want 3 (one for the 5 concurrent, one per later request but the last)", calls)
+	}
+	if got, want := p.Stats(), (Stats{Upstream: 3, Misses: 3, Coalesced: 4, Hits: 1}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+}
+
 func TestErrorsAreSharedByWaitersButNeverCached(t *testing.T) {
 	expectNoGoroutineLeak(t)
 	backendDown := errors.New("connection refused")

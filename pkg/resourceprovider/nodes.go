@@ -53,7 +53,7 @@ func (p *Provider) listNodeMetrics(ctx context.Context, labelSel labels.Selector
 	if len(wanted) == 0 {
 		return list, nil
 	}
-	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec)
+	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (p *Provider) getNodeMetrics(ctx context.Context, name string) (*metrics.No
 	case err != nil:
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading node %s from the adapter's cache: %w", name, err))
 	}
-	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec)
+	results, err := p.queryUsage(ctx, "nodes", "", "nodes", (*resourceQueries).nodesQuery, rec, false)
 	if err != nil {
 		return nil, err
 	}

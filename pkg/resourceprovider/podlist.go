@@ -104,7 +104,7 @@ func (p *Provider) readPodList(ctx context.Context, namespace string, labelSel l
 		}
 		return l, nil
 	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec, false)
 	if err != nil {
 		return nil, err
 	}

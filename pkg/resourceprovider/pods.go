@@ -46,7 +46,7 @@ func (p *Provider) getPodMetrics(ctx context.Context, namespace, name string) (*
 	case pod.Phase != corev1.PodRunning:
 		return nil, notFound(metrics.Resource("pods"), name, fmt.Sprintf("the pod is %s, not Running: usage is served for running pods only", phaseName(pod.Phase)))
 	}
-	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec)
+	results, err := p.queryUsage(ctx, "pods", namespace, podsScope(namespace), func(q *resourceQueries) (string, error) { return q.podsQuery(namespace) }, rec, false)
 	if err != nil {
 		return nil, err
 	}

@@ -237,8 +237,8 @@ type usageResults struct {
 // queryUsage renders one query per resource with render and runs both concurrently.
 // scope describes the request for messages ("pods in namespace \"x\"", "nodes"); kind
 // ("pods" or "nodes") completes the planner's rule label. rec records the queries of an
-// explained request; nil for the others.
-func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string, render func(*resourceQueries) (string, error), rec *explain.Recorder) (usageResults, error) {
+// explained request; nil for the others. uncached answers are not kept (planner.Request).
+func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string, render func(*resourceQueries) (string, error), rec *explain.Recorder, uncached bool) (usageResults, error) {
 	type answer struct {
 		res    *planner.Result
 		traced *explain.Query
@@ -260,7 +260,7 @@ func (p *Provider) queryUsage(ctx context.Context, kind, namespace, scope string
 			rule = ruleField(q.name, kind)
 		}
 		go func() {
-			res, traced, err := provider.TraceQuery(ctx, p.planner, planner.Request{Backend: backend, Query: query, Rule: "resource/" + q.name + "/" + kind}, rec, q.name, rule)
+			res, traced, err := provider.TraceQuery(ctx, p.planner, planner.Request{Backend: backend, Query: query, Rule: "resource/" + q.name + "/" + kind, Uncached: uncached}, rec, q.name, rule)
 			if err != nil {
 				err = provider.BackendError(fmt.Sprintf("querying Prometheus for the %s usage of %s", q.name, scope), err)
 			}

@@ -136,7 +136,11 @@ func (p *Provider) usageByShard(ctx context.Context, shards []usageShard, rec *e
 		answers[i] = make(chan shardAnswer, 1)
 		s := shards[i]
 		go func() {
-			results, err := p.queryUsage(ctx, "pods", s.namespaces[0], s.scope(), func(q *resourceQueries) (string, error) { return q.podsQueryIn(s.namespaces) }, rec)
+			// A one-namespace shard is that namespace's own query, which its lists and HPAs share
+			// through the cache; no one else asks for a shard of several, and at the sizes that
+			// are sharded the cache cannot hold a whole list anyway.
+			uncached := len(s.namespaces) > 1
+			results, err := p.queryUsage(ctx, "pods", s.namespaces[0], s.scope(), func(q *resourceQueries) (string, error) { return q.podsQueryIn(s.namespaces) }, rec, uncached)
 			if err != nil {
 				answers[i] <- shardAnswer{err: err}
 				return

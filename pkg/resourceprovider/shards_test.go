@@ -150,6 +150,35 @@ func TestListOfAllNamespacesIsShardedAndEqualsTheNamespacesLists(t *testing.T) {
 	}
 }
 
+// With the query cache on, a second list within the period reuses the one-namespace shard (the
+// namespace's own query, shared with its lists and HPAs) and asks again for the shard of
+// several namespaces, which is never cached.
+func TestOnlyOneNamespaceShardsAreCached(t *testing.T) {
+	pods, prom := shardedCluster()
+	podLister, nodeLister := listers(t, pods, nil)
+	p, err := New(testRules(), planner.New(planner.Options{CachePeriod: time.Hour}), FixedBackend{Name: "test", Querier: prom}, podLister, nodeLister, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := p.listPodMetrics(context.Background(), "", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := map[string]int{}
+	for _, q := range prom.calls {
+		count[q]++
+	}
+	for _, q := range []string{podsQueryOf(t, p.cpu, "a-big"), podsQueryOf(t, p.memory, "a-big")} {
+		if count[q] != 1 {
+			t.Errorf("the one-namespace shard's query was sent %d times, want once (then cached): %s", count[q], q)
+		}
+	}
+	if len(count) != 4 || len(prom.calls) != 6 {
+		t.Errorf("%d queries (%d distinct), want 6 (4 distinct: the small namespaces' shard twice)", len(prom.calls), len(count))
+	}
+}
+
 func TestShardFailureFailsTheListNamingItsNamespaces(t *testing.T) {
 	pods, prom := shardedCluster()
 	prom.fail = "teamxa"
