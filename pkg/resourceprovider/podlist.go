@@ -95,7 +95,7 @@ func (p *Provider) readPodList(ctx context.Context, namespace string, labelSel l
 		if err != nil {
 			return nil, err
 		}
-		err = p.usageByShard(ctx, shards, rec, func(pods []*Pod, usage *podUsage) error {
+		err = p.usageByShard(ctx, shards, len(pods) <= cachedShardsMaxPods, rec, func(pods []*Pod, usage *podUsage) error {
 			l.parts = append(l.parts, podListPart{pods: pods, usage: usage})
 			return nil
 		})

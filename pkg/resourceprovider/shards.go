@@ -35,6 +35,13 @@ const (
 	// shardsAhead is how many shards are queried ahead of the one being built into the list:
 	// the parallelism asked of Prometheus, and the answers held at once.
 	shardsAhead = 4
+	// cachedShardsMaxPods is the largest list whose shards of several namespaces are cached.
+	// Their answers take about 1.3 KB per pod of two containers as the query cache counts them,
+	// so at 30,000 pods a list fills about 40 MB of the 64 MiB default: a poller's repeats
+	// within the cache period (dashboards, k9s) cost no query. A larger list cannot stay cached
+	// whole, and caching its shards would only push out the entries HPAs use; a one-namespace
+	// shard is always cached, as the namespace's own lists share it.
+	cachedShardsMaxPods = 30_000
 )
 
 // usageShard is a run of namespaces, in the list's order, queried together.
@@ -127,8 +134,9 @@ type shardAnswer struct {
 
 // usageByShard queries the shards' usage, shardsAhead at a time, and calls each with every
 // shard's pods and usage in order. It stops at the first error (each, or a query's); the
-// queries still running then end with ctx.
-func (p *Provider) usageByShard(ctx context.Context, shards []usageShard, rec *explain.Recorder, each func(pods []*Pod, usage *podUsage) error) error {
+// queries still running then end with ctx. Shards of several namespaces are cached only with
+// cacheShared (see cachedShardsMaxPods).
+func (p *Provider) usageByShard(ctx context.Context, shards []usageShard, cacheShared bool, rec *explain.Recorder, each func(pods []*Pod, usage *podUsage) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make([]chan shardAnswer, len(shards))
@@ -136,10 +144,7 @@ func (p *Provider) usageByShard(ctx context.Context, shards []usageShard, rec *e
 		answers[i] = make(chan shardAnswer, 1)
 		s := shards[i]
 		go func() {
-			// A one-namespace shard is that namespace's own query, which its lists and HPAs share
-			// through the cache; no one else asks for a shard of several, and at the sizes that
-			// are sharded the cache cannot hold a whole list anyway.
-			uncached := len(s.namespaces) > 1
+			uncached := len(s.namespaces) > 1 && !cacheShared
 			results, err := p.queryUsage(ctx, "pods", s.namespaces[0], s.scope(), func(q *resourceQueries) (string, error) { return q.podsQueryIn(s.namespaces) }, rec, uncached)
 			if err != nil {
 				answers[i] <- shardAnswer{err: err}

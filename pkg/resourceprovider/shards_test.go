@@ -150,32 +150,52 @@ func TestListOfAllNamespacesIsShardedAndEqualsTheNamespacesLists(t *testing.T) {
 	}
 }
 
-// With the query cache on, a second list within the period reuses the one-namespace shard (the
-// namespace's own query, shared with its lists and HPAs) and asks again for the shard of
-// several namespaces, which is never cached.
-func TestOnlyOneNamespaceShardsAreCached(t *testing.T) {
-	pods, prom := shardedCluster()
-	podLister, nodeLister := listers(t, pods, nil)
-	p, err := New(testRules(), planner.New(planner.Options{CachePeriod: time.Hour}), FixedBackend{Name: "test", Querier: prom}, podLister, nodeLister, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if _, err := p.listPodMetrics(context.Background(), "", nil, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	count := map[string]int{}
-	for _, q := range prom.calls {
-		count[q]++
-	}
-	for _, q := range []string{podsQueryOf(t, p.cpu, "a-big"), podsQueryOf(t, p.memory, "a-big")} {
-		if count[q] != 1 {
-			t.Errorf("the one-namespace shard's query was sent %d times, want once (then cached): %s", count[q], q)
-		}
-	}
-	if len(count) != 4 || len(prom.calls) != 6 {
-		t.Errorf("%d queries (%d distinct), want 6 (4 distinct: the small namespaces' shard twice)", len(prom.calls), len(count))
+// With the query cache on, a second pass within the period reuses the one-namespace shard (the
+// namespace's own query, shared with its lists and HPAs); the shard of several namespaces is
+// reused only when shared shards are cached (lists up to cachedShardsMaxPods).
+func TestSharedShardsAreCachedOnlyForListsThatFitTheCache(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		cacheShared           bool
+		wantQueries, distinct int
+	}{
+		{"a list up to cachedShardsMaxPods: every shard cached", true, 4, 4},
+		{"a larger list: the shard of several namespaces asked again", false, 6, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pods, prom := shardedCluster()
+			podLister, nodeLister := listers(t, pods, nil)
+			p, err := New(testRules(), planner.New(planner.Options{CachePeriod: time.Hour}), FixedBackend{Name: "test", Querier: prom}, podLister, nodeLister, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cached, err := p.pods.List("", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.SortFunc(cached, func(a, b *Pod) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+			shards, err := p.planShards(cached)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := p.usageByShard(context.Background(), shards, tc.cacheShared, nil, func([]*Pod, *podUsage) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			count := map[string]int{}
+			for _, q := range prom.calls {
+				count[q]++
+			}
+			for _, q := range []string{podsQueryOf(t, p.cpu, "a-big"), podsQueryOf(t, p.memory, "a-big")} {
+				if count[q] != 1 {
+					t.Errorf("the one-namespace shard's query was sent %d times, want once (then cached): %s", count[q], q)
+				}
+			}
+			if len(prom.calls) != tc.wantQueries || len(count) != tc.distinct {
+				t.Errorf("%d queries (%d distinct), want %d (%d distinct)", len(prom.calls), len(count), tc.wantQueries, tc.distinct)
+			}
+		})
 	}
 }
 
