@@ -268,18 +268,24 @@ func podListRequests(t *testing.T) float64 {
 	return sum
 }
 
-// BenchmarkStreamPodList measures what BenchmarkListPodMetrics does plus the JSON encoding the
-// apiserver would do, streamed: compare its B/op with BenchmarkBuildAndEncodePodList's.
+// BenchmarkStreamPodList measures what BenchmarkListPodMetrics does plus the encoding the
+// apiserver would do, streamed, in each format: compare with BenchmarkBuildAndEncodePodList.
 func BenchmarkStreamPodList(b *testing.B) {
 	p, _ := benchmarkProvider(b)
 	h := streamServer(p)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/apis/metrics.k8s.io/v1beta1/pods", nil))
-		if w.Code != http.StatusOK {
-			b.Fatal(w.Code)
-		}
+	for _, mediaType := range []string{runtime.ContentTypeProtobuf, runtime.ContentTypeJSON} {
+		b.Run(mediaType, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				r := httptest.NewRequest(http.MethodGet, "/apis/metrics.k8s.io/v1beta1/pods", nil)
+				r.Header.Set("Accept", mediaType)
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code)
+				}
+			}
+		})
 	}
 }
 

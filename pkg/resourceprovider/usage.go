@@ -55,6 +55,10 @@ func usageList(u *usage) (corev1.ResourceList, time.Time, *unusable) {
 	if u.memory.time.Before(ts) {
 		ts = u.memory.time
 	}
+	// Format each quantity once, here, where it is addressable: String caches the text, which
+	// the copies in the map keep. Encoders read map values as copies, which cannot cache it, so
+	// otherwise each formats it again (protobuf twice: to measure it and to write it).
+	_, _ = cpu.String(), memory.String()
 	return corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}, ts.Time(), nil
 }
 
