@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -185,7 +186,8 @@ func writeProtobufPodList(w io.Writer, l *podList) error {
 			buf = append(buf[:0], field)
 			buf = appendVarint(buf, size)
 			header := len(buf)
-			buf = append(buf, make([]byte, size)...)
+			// MarshalToSizedBuffer fills the whole slice (from its end), so it needs no zeroing.
+			buf = slices.Grow(buf, size)[:header+size]
 			if n, err := marshal(buf[header:]); err != nil {
 				return err
 			} else if n != size {

@@ -107,13 +107,13 @@ func prettyPrinted(r *http.Request) bool {
 
 // streamableQuery reads the label selector of r's query, and tells whether this path serves r:
 // every other parameter it knows changes nothing for PodMetrics (the storage has no versions
-// and lists whole), and anything else (fieldSelector, pretty, watch, unknown) is left to the
-// apiserver, which validates it.
+// and lists whole), and anything else (fieldSelector, resourceVersionMatch, pretty, watch,
+// unknown) is left to the apiserver, which validates it.
 func streamableQuery(r *http.Request) (labels.Selector, bool) {
 	query := r.URL.Query()
 	for name := range query {
 		switch name {
-		case "labelSelector", "limit", "resourceVersion", "resourceVersionMatch", "timeout", "timeoutSeconds":
+		case "labelSelector", "limit", "resourceVersion", "timeout", "timeoutSeconds":
 		default:
 			return nil, false
 		}
