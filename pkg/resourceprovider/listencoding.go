@@ -152,23 +152,43 @@ const (
 	itemsField    = 0x12
 )
 
+// encodedItemsMaxBytes bounds the items a protobuf list holds encoded while it learns the
+// list's length (the envelope states it first). A list that fits is built once; the items of a
+// larger one past the bound are only measured, then built again as they are written, so a
+// large list costs a second build of its rest rather than its size in memory. 4 MiB holds
+// about 27,000 of the benchmark's pods (two containers, one label: 154 B each); it is a var
+// for the tests of both ways.
+var encodedItemsMaxBytes = 4 << 20
+
 // writeProtobufPodList writes l as a v1beta1 PodMetricsList in Kubernetes' protobuf envelope
-// (runtime.Unknown holding the list). The envelope states the list's length before it, so the
-// items are built twice: once to measure them, then to write them; each is held only while
-// it is measured or written.
+// (runtime.Unknown holding the list).
 func writeProtobufPodList(w io.Writer, l *podList) error {
 	var item v1beta1.PodMetrics
-	var sizes []int
 	var listMeta v1beta1.PodMetricsList // its ListMeta: empty, as the apiserver's
 	metaSize := listMeta.ListMeta.Size()
 	total := 1 + varintSize(metaSize) + metaSize
-	err := l.eachUnrecorded(func(pm *metrics.PodMetrics) error {
+	// held are the first items, encoded with their field headers as they will be written;
+	// rest is where the items not held start, and restSizes their measured sizes.
+	var held []byte
+	var rest listPosition
+	var restSizes []int
+	full := false
+	err := l.build(listPosition{}, true, func(at listPosition, pm *metrics.PodMetrics) error {
 		if err := v1beta1.Convert_metrics_PodMetrics_To_v1beta1_PodMetrics(pm, &item, nil); err != nil {
 			return err
 		}
 		n := item.Size()
-		sizes = append(sizes, n)
-		total += 1 + varintSize(n) + n
+		field := 1 + varintSize(n) + n
+		total += field
+		if !full && len(held)+field <= encodedItemsMaxBytes {
+			var err error
+			held, err = appendField(held, itemsField, n, item.MarshalToSizedBuffer)
+			return err
+		}
+		if !full {
+			full, rest = true, at
+		}
+		restSizes = append(restSizes, n)
 		return nil
 	})
 	if err != nil {
@@ -180,39 +200,37 @@ func writeProtobufPodList(w io.Writer, l *podList) error {
 	}
 	unknown := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: v1beta1.SchemeGroupVersion.String(), Kind: "PodMetricsList"}}
 	_, err = unknown.MarshalToWriter(bw, total, func(w io.Writer) (int, error) {
-		written := 0
-		buf := make([]byte, 0, 1024)
-		put := func(field byte, size int, marshal func([]byte) (int, error)) error {
-			buf = append(buf[:0], field)
-			buf = appendVarint(buf, size)
-			header := len(buf)
-			// MarshalToSizedBuffer fills the whole slice (from its end), so it needs no zeroing.
-			buf = slices.Grow(buf, size)[:header+size]
-			if n, err := marshal(buf[header:]); err != nil {
-				return err
-			} else if n != size {
-				return fmt.Errorf("a PodMetrics encoded to %d bytes, measured %d", n, size)
-			}
-			n, err := w.Write(buf)
-			written += n
-			return err
+		buf, err := appendField(make([]byte, 0, 1024), listMetaField, metaSize, listMeta.ListMeta.MarshalToSizedBuffer)
+		if err != nil {
+			return 0, err
 		}
-		if err := put(listMetaField, metaSize, listMeta.ListMeta.MarshalToSizedBuffer); err != nil {
+		written, err := w.Write(buf)
+		if err != nil {
+			return written, err
+		}
+		n, err := w.Write(held)
+		written += n
+		if err != nil || !full {
 			return written, err
 		}
 		i := 0
-		err := l.each(func(pm *metrics.PodMetrics) error {
-			if i == len(sizes) {
-				return fmt.Errorf("the list has more items than the %d measured", len(sizes))
+		err = l.build(rest, false, func(_ listPosition, pm *metrics.PodMetrics) error {
+			if i == len(restSizes) {
+				return fmt.Errorf("the list has more items than the %d measured", len(restSizes))
 			}
 			if err := v1beta1.Convert_metrics_PodMetrics_To_v1beta1_PodMetrics(pm, &item, nil); err != nil {
 				return err
 			}
+			if buf, err = appendField(buf[:0], itemsField, restSizes[i], item.MarshalToSizedBuffer); err != nil {
+				return err
+			}
 			i++
-			return put(itemsField, sizes[i-1], item.MarshalToSizedBuffer)
+			n, err := w.Write(buf)
+			written += n
+			return err
 		})
-		if err == nil && i != len(sizes) {
-			err = fmt.Errorf("the list has %d items, %d measured", i, len(sizes))
+		if err == nil && i != len(restSizes) {
+			err = fmt.Errorf("the list has %d items, %d measured", i, len(restSizes))
 		}
 		return written, err
 	})
@@ -220,6 +238,21 @@ func writeProtobufPodList(w io.Writer, l *podList) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// appendField appends a length-delimited protobuf field of the given header and measured
+// size, encoded by marshal.
+func appendField(b []byte, field byte, size int, marshal func([]byte) (int, error)) ([]byte, error) {
+	b = appendVarint(append(b, field), size)
+	header := len(b)
+	// MarshalToSizedBuffer fills the whole slice (from its end), so it needs no zeroing.
+	b = slices.Grow(b, size)[:header+size]
+	if n, err := marshal(b[header:]); err != nil {
+		return b, err
+	} else if n != size {
+		return b, fmt.Errorf("a protobuf field encoded to %d bytes, measured %d", n, size)
+	}
+	return b, nil
 }
 
 func varintSize(v int) int { return (bits.Len64(uint64(v)|1) + 6) / 7 }

@@ -122,25 +122,29 @@ func (p *Provider) readPodList(ctx context.Context, namespace string, labelSel l
 // each builds the list's items in order and calls fn with each; the item is fn's only for
 // the call. Pods without complete usage are left out (and logged once). It stops at fn's
 // first error.
-func (l *podList) each(fn func(*metrics.PodMetrics) error) error { return l.build(true, fn) }
-
-// eachUnrecorded is each without recording which pods were served or left out: for a pass
-// that only measures the items, before each builds them again.
-func (l *podList) eachUnrecorded(fn func(*metrics.PodMetrics) error) error {
-	return l.build(false, fn)
+func (l *podList) each(fn func(*metrics.PodMetrics) error) error {
+	return l.build(listPosition{}, true, func(_ listPosition, pm *metrics.PodMetrics) error { return fn(pm) })
 }
 
-func (l *podList) build(record bool, fn func(*metrics.PodMetrics) error) error {
-	for _, part := range l.parts {
-		for i, pod := range part.pods {
-			pm, lo := l.p.podMetrics(pod, part.usage.of(i))
+// listPosition is a pod's place in a podList: its part and its index there.
+type listPosition struct{ part, pod int }
+
+// build builds the items from position from on and calls fn with each and its position.
+// Unless record, it does not note which pods were served or left out: for a second pass over
+// items a first one has recorded.
+func (l *podList) build(from listPosition, record bool, fn func(listPosition, *metrics.PodMetrics) error) error {
+	for at := from; at.part < len(l.parts); at = (listPosition{part: at.part + 1}) {
+		part := l.parts[at.part]
+		for ; at.pod < len(part.pods); at.pod++ {
+			pod := part.pods[at.pod]
+			pm, lo := l.p.podMetrics(pod, part.usage.of(at.pod))
 			if record {
 				l.record(pod, &pm, lo)
 			}
 			if lo != nil {
 				continue
 			}
-			if err := fn(&pm); err != nil {
+			if err := fn(at, &pm); err != nil {
 				return err
 			}
 		}

@@ -130,21 +130,29 @@ func TestStreamedShardedListIsGzippedAndEqualsTheBuiltOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mediaType := range []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf} {
-		w := getThrough(t, streamServer(p), "/apis/metrics.k8s.io/v1beta1/pods", http.Header{"Accept": {mediaType}, "Accept-Encoding": {"gzip"}})
-		if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" {
-			t.Fatalf("%s: status %d, Content-Encoding %q, want 200 gzip", mediaType, w.Code, w.Header().Get("Content-Encoding"))
-		}
-		zr, err := gzip.NewReader(w.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want.Items) != 6000 || !bytes.Equal(got, apiserverBytes(t, want, mediaType)) {
-			t.Errorf("%s: the streamed list (%d bytes) differs from the built one (%d items)", mediaType, len(got), len(want.Items))
+	// Protobuf holds the items encoded up to encodedItemsMaxBytes and builds the rest twice:
+	// all held, the rest from the middle of a shard, and none held.
+	for _, held := range []int{encodedItemsMaxBytes, 300_000, 0} {
+		for _, mediaType := range []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf} {
+			t.Run(fmt.Sprintf("%s/%d bytes held", mediaType, held), func(t *testing.T) {
+				defer func(was int) { encodedItemsMaxBytes = was }(encodedItemsMaxBytes)
+				encodedItemsMaxBytes = held
+				w := getThrough(t, streamServer(p), "/apis/metrics.k8s.io/v1beta1/pods", http.Header{"Accept": {mediaType}, "Accept-Encoding": {"gzip"}})
+				if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" {
+					t.Fatalf("status %d, Content-Encoding %q, want 200 gzip", w.Code, w.Header().Get("Content-Encoding"))
+				}
+				zr, err := gzip.NewReader(w.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(zr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want.Items) != 6000 || !bytes.Equal(got, apiserverBytes(t, want, mediaType)) {
+					t.Errorf("the streamed list (%d bytes) differs from the built one (%d items)", len(got), len(want.Items))
+				}
+			})
 		}
 	}
 	// A small answer is not compressed, as the apiserver does not compress it.
