@@ -25,7 +25,7 @@ import (
 // custom-metrics-apiserver's core package merged with ours) and installs p. It has no
 // authentication or authorization: requests go straight to the handlers. With streamed, its
 // handler chain has StreamPodLists in front of the handlers, as the adapter's does.
-func newTestServer(t *testing.T, p *Provider, streamed ...bool) http.Handler {
+func newTestServer(t testing.TB, p *Provider, streamed ...bool) http.Handler {
 	t.Helper()
 	defs := func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
 		all := generatedcore.GetOpenAPIDefinitions(ref)

@@ -82,7 +82,7 @@ func main() {
 	flag.StringVar(&o.plot, "plot", "", "SVG file for the plot (default: benchmarks.svg next to -report)")
 	flag.StringVar(&o.renderOnly, "render-only", "", "render the report from this results.json without measuring")
 	flag.BoolVar(&o.keepWorkDir, "keep-work-dir", false, "keep the work directory (clusters' logs and data) after the run")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "save the adapter's heap profile (/debug/pprof/heap) after the latency measurements of each size and cache setting into this directory")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save the adapter's heap profile (/debug/pprof/heap) after the latency measurements of each size and cache setting, and its CPU profile over 10 s of PodMetrics lists, into this directory")
 	flag.StringVar(&backendKinds, "backend-kinds", strings.Join(allBackendKinds, ","), "backends to serve the selector request from in turn, comma-separated, among "+strings.Join(allBackendKinds, ",")+"; empty skips the backend measurement")
 	flag.IntVar(&o.backendPods, "backend-pods", 1000, "cluster size (pods) of the backend measurement")
 	flag.IntVar(&o.adaptivePods, "adaptive-pods", 10000, "namespace size (pods) on which one 10-pod selector is answered under each --query-plan (adaptive.go; the second regime, 100 selectors on 1,000 pods, runs with it); 0 skips the measurement")

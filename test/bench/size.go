@@ -412,6 +412,12 @@ func (e *sizeEnv) runMode(ctx context.Context, cachePeriod time.Duration) (ModeR
 		return m, err
 	}
 	m.CPUPerPodMetricsList = secondsOf((cpuAfter - cpuBefore) / time.Duration(max(1, m.PodMetricsAPI.N)))
+	if dir := e.bench.opts.profileDir; dir != "" {
+		path := filepath.Join(dir, fmt.Sprintf("cpu-podmetrics-lists-%dpods-cache-%s.pb.gz", e.spec.Pods, cachePeriod))
+		if err := saveListCPUProfile(ctx, direct, podMetrics, path); err != nil {
+			return m, err
+		}
+	}
 	if m.TopPods, err = e.timeKubectl(ctx, e.completePods, "top", "pods", "-A", "--no-headers"); err != nil {
 		return m, err
 	}
@@ -542,6 +548,31 @@ func saveHeapProfile(ctx context.Context, direct kubernetes.Interface, path stri
 	profile, err := direct.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the adapter's heap profile (is --profiling off?): %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, profile, 0o644)
+}
+
+// saveListCPUProfile writes the adapter's CPU profile over 10 s of back-to-back PodMetrics
+// lists (list) to path: after the timed lists, so that profiling does not slow them.
+func saveListCPUProfile(ctx context.Context, direct kubernetes.Interface, list call, path string) error {
+	const seconds = 10
+	profiled := make(chan error, 1)
+	var profile []byte
+	go func() {
+		var err error
+		profile, err = direct.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", fmt.Sprint(seconds)).Timeout(2 * seconds * time.Second).DoRaw(ctx)
+		profiled <- err
+	}()
+	for end := time.Now().Add(seconds * time.Second); time.Now().Before(end); {
+		if err := list.once(ctx); err != nil {
+			return err
+		}
+	}
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("reading the adapter's CPU profile (is --profiling off?): %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
