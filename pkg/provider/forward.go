@@ -2,13 +2,10 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,11 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/external_metrics"
-	externalv1beta1 "k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 )
 
@@ -209,222 +203,4 @@ func (f *Forwarder) GetExternalMetric(ctx context.Context, namespace string, sel
 			Message: fmt.Sprintf("%s; the forward backend %s answered %d: %s", what, f.host, status, statusMessage(body)),
 		}}
 	}
-}
-
-// MergeExternalMetrics implements ExternalForwarder. It serves the other server's last good
-// list at once and, when that list is older than the TTL, refreshes it in the background: a
-// discovery request never waits for the other server. Before the first fetch has finished,
-// only own is listed. A name in both lists is warned about once per process.
-func (f *Forwarder) MergeExternalMetrics(own []cmprovider.ExternalMetricInfo) []cmprovider.ExternalMetricInfo {
-	f.mu.Lock()
-	names := f.names
-	if !f.refreshing && f.now().Sub(f.listTried) >= f.listTTL {
-		f.refreshing = true
-		go f.refresh()
-	}
-	var clashes []string
-	ownNames := make(map[string]struct{}, len(own))
-	for _, m := range own {
-		ownNames[m.Metric] = struct{}{}
-	}
-	out := slices.Clone(own)
-	for _, n := range names {
-		if _, dup := ownNames[n]; dup {
-			if _, warned := f.clashed[n]; !warned {
-				f.clashed[n] = struct{}{}
-				clashes = append(clashes, n)
-			}
-			continue
-		}
-		out = append(out, cmprovider.ExternalMetricInfo{Metric: n})
-	}
-	f.mu.Unlock()
-	for _, n := range clashes {
-		klog.InfoS("Warning: an external metric is served by promadapter and by the forward backend; promadapter answers it, the backend's is not reachable through this APIService: rename one of them",
-			"metric", n, "backend", f.host)
-	}
-	slices.SortFunc(out, func(a, b cmprovider.ExternalMetricInfo) int { return strings.Compare(a.Metric, b.Metric) })
-	return out
-}
-
-// Refresh fetches the other server's discovery list now. On failure the last good list is
-// kept; the first failure after a success is logged, later ones are not.
-func (f *Forwarder) Refresh(ctx context.Context) error {
-	names, err := f.fetchList(ctx)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.listTried = f.now()
-	if err != nil {
-		if !f.listFailed {
-			f.listFailed = true
-			klog.ErrorS(err, "Cannot list the forward backend's external metrics; listing the last good list until it answers (requests are still forwarded)",
-				"backend", f.host, "kept", len(f.names))
-		}
-		return err
-	}
-	if f.listFailed {
-		klog.InfoS("The forward backend lists its external metrics again", "backend", f.host, "metrics", len(names))
-	}
-	f.listFailed = false
-	f.names = names
-	return nil
-}
-
-func (f *Forwarder) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	_ = f.Refresh(ctx) // logged by Refresh
-	f.mu.Lock()
-	f.refreshing = false
-	f.mu.Unlock()
-}
-
-// fetchList GETs <url>/apis/external.metrics.k8s.io/v1beta1 and returns its resource names,
-// sorted, without subresources.
-func (f *Forwarder) fetchList(ctx context.Context) ([]string, error) {
-	u := f.base
-	u.Path += externalGroupPath
-	start := time.Now()
-	status, body, err := f.get(ctx, &u)
-	forwardMetrics.requests.WithLabelValues(forwardOpList, forwardOutcome(status, err)).Inc()
-	forwardMetrics.duration.WithLabelValues(forwardOpList).Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("listing external metrics of %s: %w", f.host, err)
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("listing external metrics of %s: answered %d: %s", f.host, status, statusMessage(body))
-	}
-	var list metav1.APIResourceList
-	if err := json.Unmarshal(body, &list); err != nil || list.GroupVersion != externalv1beta1.SchemeGroupVersion.String() {
-		return nil, fmt.Errorf("listing external metrics of %s: the answer is not the APIResourceList of %s", f.host, externalv1beta1.SchemeGroupVersion)
-	}
-	names := make([]string, 0, len(list.APIResources))
-	for _, r := range list.APIResources {
-		if r.Name != "" && !strings.Contains(r.Name, "/") {
-			names = append(names, r.Name)
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
-}
-
-// get makes one GET within the timeout and reads at most maxForwardAnswerBytes. An error is
-// a request that got no complete answer; its text names neither the URL (the selector may be
-// long) nor any credential.
-func (f *Forwarder) get(ctx context.Context, u *url.URL) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return 0, nil, f.transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardAnswerBytes+1))
-	if err != nil {
-		return 0, nil, f.transportError(ctx, err)
-	}
-	if len(body) > maxForwardAnswerBytes {
-		return 0, nil, fmt.Errorf("answered more than %d bytes", maxForwardAnswerBytes)
-	}
-	return resp.StatusCode, body, nil
-}
-
-// transportError says why a request got no answer, without the URL that url.Error carries.
-func (f *Forwarder) transportError(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("did not answer within %s (--external-metrics-forward-timeout)", f.timeout)
-	}
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	return fmt.Errorf("cannot be reached: %v", err)
-}
-
-// decodeExternalList decodes an external.metrics.k8s.io/v1beta1 ExternalMetricValueList.
-func decodeExternalList(body []byte) (*external_metrics.ExternalMetricValueList, error) {
-	var in externalv1beta1.ExternalMetricValueList
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, fmt.Errorf("a body that is not an ExternalMetricValueList (%v)", err)
-	}
-	if in.Kind != "ExternalMetricValueList" || in.APIVersion != externalv1beta1.SchemeGroupVersion.String() {
-		return nil, fmt.Errorf("a %q of %q instead of an ExternalMetricValueList of %s", truncated(in.Kind, 60), truncated(in.APIVersion, 60), externalv1beta1.SchemeGroupVersion)
-	}
-	out := &external_metrics.ExternalMetricValueList{}
-	if err := externalv1beta1.Convert_v1beta1_ExternalMetricValueList_To_external_metrics_ExternalMetricValueList(&in, out, nil); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func selectorText(s labels.Selector) string {
-	if s == nil {
-		return ""
-	}
-	return s.String()
-}
-
-// statusMessage is the message of a metav1.Status answer, else the start of the body.
-func statusMessage(body []byte) string {
-	var s metav1.Status
-	if json.Unmarshal(body, &s) == nil && s.Message != "" {
-		return truncated(s.Message, 300)
-	}
-	if len(body) == 0 {
-		return "no body"
-	}
-	return truncated(strings.TrimSpace(string(body)), 200)
-}
-
-// Operations and outcomes, the label values of the forward metrics.
-const (
-	forwardOpGet  = "get"
-	forwardOpList = "list"
-
-	outcomeSuccess     = "success"
-	outcomeNotFound    = "not_found"
-	outcomeRefused     = "refused" // 4xx other than 404: the request or the adapter's identity
-	outcomeServerError = "server_error"
-	outcomeUnreachable = "unreachable" // no complete answer, timeouts included
-	outcomeBadAnswer   = "bad_answer"  // a 200 that does not decode
-)
-
-func forwardOutcome(status int, err error) string {
-	switch {
-	case err != nil:
-		return outcomeUnreachable
-	case status == http.StatusOK:
-		return outcomeSuccess
-	case status == http.StatusNotFound:
-		return outcomeNotFound
-	case status >= 500:
-		return outcomeServerError
-	default:
-		return outcomeRefused
-	}
-}
-
-// forwardMetrics are the forwarder's own metrics, served on the adapter's /metrics.
-var forwardMetrics = struct {
-	requests *metrics.CounterVec
-	duration *metrics.HistogramVec
-}{
-	requests: metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: "promadapter", Subsystem: "external_forward", Name: "requests_total",
-		Help: "Requests to the external metrics forward backend by operation (get, list) and outcome (success, not_found, refused, server_error, unreachable, bad_answer: a 200 that did not decode).",
-	}, []string{"op", "outcome"}),
-	duration: metrics.NewHistogramVec(&metrics.HistogramOpts{
-		Namespace: "promadapter", Subsystem: "external_forward", Name: "request_duration_seconds",
-		Help:    "Time requests to the external metrics forward backend took, answered or not.",
-		Buckets: metrics.ExponentialBuckets(0.005, 2, 12),
-	}, []string{"op"}),
-}
-
-func init() {
-	legacyregistry.MustRegister(forwardMetrics.requests, forwardMetrics.duration)
 }
